@@ -1,0 +1,186 @@
+"""Redis feature store for vitals: one pipelined round trip per batch.
+
+Each patient's events of a batch go to one EVALSHA of `lua/update_vitals.lua`, which
+de-duplicates by `event_id`, inserts, trims to 24 h and computes every rolling feature
+server-side; all patients of a batch share one pipeline. Key layout: KEYS.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from features.news2 import News2Inputs
+from features.samples import VitalsSample
+from features.windows import FEATURE_NAMES, HOUR_US
+
+
+@dataclass(frozen=True, slots=True)
+class PatientKeys:
+    namespace: str
+    patient_id: str
+
+    def _key(self, kind: str) -> str:
+        return f"{self.namespace}p:{{{self.patient_id}}}:{kind}"
+
+    @property
+    def samples(self) -> str:
+        return self._key("samples")
+
+    @property
+    def ids(self) -> str:
+        return self._key("ids")
+
+    @property
+    def meta(self) -> str:
+        return self._key("meta")
+
+    @property
+    def risk(self) -> str:
+        return self._key("risk")
+
+    @property
+    def history(self) -> str:
+        return self._key("history")
+
+
+@dataclass(frozen=True, slots=True)
+class PatientFeatures:
+    patient_id: str
+    as_of_us: int
+    accepted: int
+    duplicates: int
+    dropped: int
+    samples: int
+    features: dict[str, float | None]
+    news2_inputs: News2Inputs
+
+
+def _float(raw: bytes | None) -> float | None:
+    return None if raw is None else float(raw)
+
+
+def parse_news2(raw: list[Any]) -> News2Inputs:
+    rr, spo2, scale, o2, sbp, hr, avpu, temp = raw
+    return News2Inputs(
+        respiratory_rate=_float(rr),
+        spo2=_float(spo2),
+        spo2_scale=int(float(scale)) if scale is not None else 1,
+        supplemental_o2=None if o2 is None else float(o2) == 1.0,
+        systolic_bp=_float(sbp),
+        heart_rate=_float(hr),
+        consciousness=avpu.decode() if avpu is not None else None,
+        temperature=_float(temp),
+    )
+
+
+class FeatureStore:
+    """Vitals features, latest risk and risk history per patient, under one namespace."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        namespace: str,
+        ttl_h: float = 48.0,
+        news2_lookback_h: float = 4.0,
+        history_h: float = 24.0,
+    ) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.ttl_ms = int(ttl_h * 3_600_000)
+        self.lookback_us = int(news2_lookback_h * HOUR_US)
+        self.history_us = int(history_h * HOUR_US)
+        source = (Path(__file__).parent / "lua" / "update_vitals.lua").read_text()
+        self._update = client.register_script(source)
+
+    @property
+    def patients_index(self) -> str:
+        """Patients by latest fused risk: the one key outside a patient's hash slot."""
+        return f"{self.namespace}patients"
+
+    def keys(self, patient_id: str) -> PatientKeys:
+        return PatientKeys(self.namespace, patient_id)
+
+    async def apply_vitals(
+        self, batch: dict[str, list[VitalsSample]]
+    ) -> dict[str, PatientFeatures]:
+        """Apply each patient's samples (in arrival order); one pipelined round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for patient_id, samples in batch.items():
+                keys = self.keys(patient_id)
+                args: list[str | int] = [self.ttl_ms, self.lookback_us, len(samples)]
+                for s in samples:
+                    args += [s.event_id, s.observed_us, s.packed()]
+                await self._update(keys=[keys.samples, keys.ids, keys.meta], args=args, client=pipe)
+            replies = await pipe.execute()
+        return {
+            patient_id: _parse(patient_id, reply)
+            for patient_id, reply in zip(batch, replies, strict=True)
+        }
+
+    async def save_risk(
+        self, snapshots: list[tuple[str, float, int, bytes, dict[str, float | None]]]
+    ) -> None:
+        """Store (patient, fused, scored_at us, RiskScore JSON, features) for the HTTP API."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for patient_id, fused, scored_us, risk_json, features in snapshots:
+                keys = self.keys(patient_id)
+                pipe.hset(
+                    keys.risk, mapping={"risk": risk_json, "features": orjson.dumps(features)}
+                )
+                pipe.pexpire(keys.risk, self.ttl_ms)
+                pipe.zadd(keys.history, {risk_json: scored_us})
+                pipe.zremrangebyscore(keys.history, "-inf", scored_us - self.history_us)
+                pipe.pexpire(keys.history, self.ttl_ms)
+                pipe.zadd(self.patients_index, {patient_id: fused})
+            await pipe.execute()
+
+    async def patient(self, patient_id: str) -> dict[str, Any] | None:
+        keys = self.keys(patient_id)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.risk)
+            pipe.zrevrange(keys.history, 0, -1)
+            snapshot, history = await pipe.execute()
+        if not snapshot:
+            return None
+        return {
+            "risk": orjson.loads(snapshot[b"risk"]),
+            "features": orjson.loads(snapshot[b"features"]),
+            "history": [orjson.loads(item) for item in history],
+        }
+
+    async def latest_risks(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Latest RiskScore per active patient, highest fused risk first.
+
+        Patients whose keys expired are pruned from the index on the way.
+        """
+        ids = await self.client.zrevrange(self.patients_index, 0, limit - 1)
+        if not ids:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for raw in ids:
+                pipe.hget(self.keys(raw.decode()).risk, "risk")
+            risks = await pipe.execute()
+        stale = [raw for raw, risk in zip(ids, risks, strict=True) if risk is None]
+        if stale:
+            await self.client.zrem(self.patients_index, *stale)
+        return [orjson.loads(risk) for risk in risks if risk is not None]
+
+
+def _parse(patient_id: str, reply: list[Any]) -> PatientFeatures:
+    meta, values, news = reply
+    as_of, accepted, duplicates, dropped, samples = meta
+    return PatientFeatures(
+        patient_id=patient_id,
+        as_of_us=int(as_of),
+        accepted=int(accepted),
+        duplicates=int(duplicates),
+        dropped=int(dropped),
+        samples=int(samples),
+        features=dict(zip(FEATURE_NAMES, (_float(v) for v in values), strict=True)),
+        news2_inputs=parse_news2(news),
+    )

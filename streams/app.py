@@ -1,0 +1,187 @@
+"""The Faust worker: one app per topic prefix, one agent per input topic.
+
+Order of effects for every consumed batch (the checkpoint order, as in Quix Streams):
+  1. validate; invalid records become dead letters,
+  2. Redis: de-duplicate by event_id and update features (one pipelined round trip),
+  3. score, and store the API snapshot in Redis,
+  4. produce risk scores and dead letters, and wait for the broker's acknowledgements,
+  5. only then hand the batch back to Faust, which acks it; offsets are committed after.
+A crash anywhere before 5 redelivers the batch, and steps 2-3 are idempotent, so nothing
+is lost and state is not double-counted; a redelivered batch republishes its scores,
+which are snapshots that consumers may see twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import faust
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaClient
+from faust.types import EventT
+
+from features.store import FeatureStore
+from streams import topics
+from streams.deadletters import RawRecord
+from streams.kafka import client_options, faust_credentials
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.vitals import BatchResult, VitalsPipeline, encode
+from streams.web import WebServer, build_api
+
+log = logging.getLogger("vigil.worker")
+
+_RETRYABLE = (OSError, asyncio.TimeoutError, ConnectionError)
+
+
+def _raw(event: EventT) -> RawRecord:
+    msg = event.message
+    ts = msg.timestamp
+    return RawRecord(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=msg.key,
+        value=msg.value,
+        timestamp_ms=int(ts * 1000) if ts else None,
+    )
+
+
+class Worker:
+    """Everything one worker process holds: the Faust app, Redis, metrics, pipelines."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.redis = aioredis.Redis.from_url(settings.redis_url, health_check_interval=10)
+        self.store = FeatureStore(
+            self.redis,
+            settings.redis_namespace,
+            ttl_h=settings.patient_ttl_h,
+            news2_lookback_h=settings.news2_lookback_h,
+            history_h=settings.history_h,
+        )
+        self.vitals = VitalsPipeline(self.store, self.metrics, settings.max_message_bytes)
+        self.app = self._build_app()
+        self._kafka_probe: AIOKafkaClient | None = None
+
+    def _build_app(self) -> faust.App:
+        s = self.settings
+        datadir = Path(tempfile.gettempdir()) / "vigil-faust" / s.app_id
+        datadir.mkdir(parents=True, exist_ok=True)
+        app = faust.App(
+            s.app_id,
+            broker=f"kafka://{s.kafka_bootstrap}",
+            broker_credentials=faust_credentials(s),
+            datadir=str(datadir),
+            store="memory://",
+            key_serializer="raw",
+            value_serializer="raw",
+            topic_partitions=s.topic_partitions,
+            topic_replication_factor=s.topic_replication,
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=1.0,
+            producer_acks=-1,
+            producer_linger_ms=2,
+            producer_max_request_size=4 * 1024 * 1024,
+            web_enabled=True,
+            web_port=s.web_port,
+        )
+        self.vitals_topic = self._topic(app, topics.VITALS)
+        self.scores_topic = self._topic(app, topics.SCORES)
+        self.dead_topic = self._topic(app, topics.DEAD_LETTER, partitions=1)
+
+        async def vitals_agent(stream: faust.StreamT) -> None:
+            async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
+                await self.handle_vitals(events)
+
+        app.agent(self.vitals_topic, name=f"{s.topic_prefix}vitals")(vitals_agent)
+        api = build_api(self.store, self.metrics, self.health, s.api_token)
+        app.web_server(WebServer(api, s.web_host, s.web_port, loop=app.loop))
+        return app
+
+    def _topic(self, app: faust.App, name: str, partitions: int | None = None) -> faust.TopicT:
+        return app.topic(
+            self.settings.topic(name),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions or self.settings.topic_partitions,
+            internal=False,
+        )
+
+    async def handle_vitals(self, events: Sequence[EventT]) -> None:
+        topic = self.settings.topic(topics.VITALS)
+        records = [_raw(e) for e in events]
+        started = time.perf_counter()
+        self.metrics.events_in.labels(topic).inc(len(records))
+        self.metrics.batch_size.labels(topic).observe(len(records))
+        attempt = 0
+        while True:
+            try:
+                result = await self.vitals.process(records, topics.VITALS)
+                pending = [
+                    await self.scores_topic.send(key=s.patient_id.encode(), value=encode(s))
+                    for s in result.scores
+                ]
+                pending += [
+                    await self.dead_topic.send(
+                        key=r.key.encode() if r.key else None, value=encode(r)
+                    )
+                    for r in result.dead
+                ]
+                await asyncio.gather(*pending)
+                break
+            except _RETRYABLE as exc:
+                attempt += 1
+                delay = min(0.2 * 2**attempt, 5.0)
+                log.warning("batch of %d failed (%s: %s); retry %d in %.1fs",
+                            len(records), type(exc).__name__, exc, attempt, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+        self._observe(topic, records, result, started)
+
+    def _observe(
+        self, topic: str, records: list[RawRecord], result: BatchResult, started: float
+    ) -> None:
+        now = time.time()
+        self.metrics.batch_seconds.labels(topic).observe(time.perf_counter() - started)
+        for record in records:
+            if record.timestamp_ms:
+                self.metrics.event_latency.labels(topic).observe(now - record.timestamp_ms / 1000)
+        out = self.metrics.events_out
+        out.labels(self.settings.topic(topics.SCORES)).inc(len(result.scores))
+        out.labels(self.settings.topic(topics.DEAD_LETTER)).inc(len(result.dead))
+        for letter in result.dead:
+            self.metrics.dead_letters.labels(topic, letter.error.type).inc()
+
+    async def health(self) -> dict[str, bool]:
+        return {"redis": await self._redis_ok(), "kafka": await self._kafka_ok()}
+
+    async def _redis_ok(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self.redis.ping(), timeout=2))
+        except Exception:
+            return False
+
+    async def _kafka_ok(self) -> bool:
+        try:
+            if self._kafka_probe is None:
+                opts = client_options(self.settings)
+                probe = AIOKafkaClient(
+                    bootstrap_servers=opts["bootstrap_servers"],
+                    security_protocol=opts["security_protocol"],
+                    ssl_context=opts.get("ssl_context"),
+                    sasl_mechanism=opts.get("sasl_mechanism", "PLAIN"),
+                    sasl_plain_username=opts.get("sasl_plain_username"),
+                    sasl_plain_password=opts.get("sasl_plain_password"),
+                )
+                await asyncio.wait_for(probe.bootstrap(), timeout=3)
+                self._kafka_probe = probe
+            await asyncio.wait_for(self._kafka_probe.fetch_all_metadata(), timeout=3)
+            return True
+        except Exception:
+            return False

@@ -1,0 +1,254 @@
+"""`vigil` command line. Every command exits non-zero with a one-line reason when a
+service it needs does not answer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from streams import launcher, topics
+from streams.settings import Settings
+
+app = typer.Typer(help="Vigil: real-time clinical deterioration prediction.", no_args_is_help=True)
+dev = typer.Typer(help="Local Apache Kafka (KRaft) and redis-server for development.")
+scores = typer.Typer(help="Follow the risk-scores topic.")
+app.add_typer(dev, name="dev")
+app.add_typer(scores, name="scores")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(reason: str) -> NoReturn:
+    print(f"vigil: {' '.join(reason.split())}", file=sys.stderr)
+    raise typer.Exit(1)
+
+
+def _require_services(settings: Settings, redis: bool = True) -> None:
+    try:
+        launcher.wait_for_kafka(settings.kafka_bootstrap, timeout_s=10)
+        if redis:
+            launcher.wait_for_redis(settings.redis_url, timeout_s=5)
+    except launcher.ServiceError as exc:
+        _fail(f"{exc} (run `vigil dev up` and its export lines, or set VIGIL_KAFKA_BOOTSTRAP)")
+
+
+@dev.command("up")
+def dev_up() -> None:
+    """Start Kafka and Redis if not running; print their export lines. Idempotent."""
+    try:
+        t0 = time.monotonic()
+        services, started = launcher.dev_up()
+    except launcher.ServiceError as exc:
+        _fail(str(exc))
+    what = f"started in {time.monotonic() - t0:.1f}s" if started else "already running"
+    err.print(f"# Kafka {launcher.KAFKA_VERSION} and Redis {what}", highlight=False)
+    print(services.exports())
+
+
+@dev.command("down")
+def dev_down() -> None:
+    """Stop what `dev up` started and delete its data."""
+    stopped = launcher.dev_down()
+    err.print("# stopped" if stopped else "# nothing was running")
+
+
+@dev.command("status")
+def dev_status() -> None:
+    """Print the export lines of the running services; exit 1 when none run."""
+    services = launcher.dev_status()
+    if services is None:
+        _fail("no local services running (vigil dev up)")
+    print(services.exports())
+
+
+@app.command()
+def worker(loglevel: str = typer.Option("info", help="debug, info, warning")) -> None:
+    """Run a stream worker; several may share the consumer group."""
+    settings = Settings()
+    _require_services(settings)
+    try:
+        created = topics.ensure_topics(settings)
+    except Exception as exc:
+        _fail(f"cannot create topics: {exc}")
+    if created:
+        err.print(f"# created topics: {', '.join(created)}", highlight=False)
+    import faust
+
+    from streams.app import Worker
+
+    w = Worker(settings)
+    faust.Worker(w.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+@app.command()
+def simulate(
+    patients: int = typer.Option(24, min=1, help="patients on the ward"),
+    rate: float = typer.Option(50.0, min=0.1, help="events per second (real time)"),
+    hours: float = typer.Option(24.0, min=0.01, help="simulated hours to play"),
+    interval: float = typer.Option(60.0, min=1, help="simulated seconds between monitor sends"),
+    deteriorating: float = typer.Option(0.25, min=0, max=1, help="share who deteriorate"),
+    seed: int = typer.Option(7),
+) -> None:
+    """Publish a simulated ward's vitals to vitals.v1, ending at the current time."""
+    settings = Settings()
+    _require_services(settings, redis=False)
+    from kafka import KafkaProducer
+
+    from streams.kafka import client_options
+    from streams.simulator import ward_feed
+
+    topics.ensure_topics(settings)
+    producer = KafkaProducer(acks="all", linger_ms=5, **client_options(settings))
+    topic = settings.topic(topics.VITALS)
+    start = datetime.now(UTC) - timedelta(hours=hours)
+    sent, t0 = 0, time.monotonic()
+    try:
+        for event in ward_feed(patients, deteriorating, start, hours, interval, seed):
+            producer.send(topic, key=event["patient_id"].encode(), value=orjson.dumps(event))
+            sent += 1
+            ahead = sent / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+            if sent % 1000 == 0:
+                err.print(f"# {sent} events sent", highlight=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        producer.flush()
+        producer.close()
+    err.print(f"# done: {sent} events in {time.monotonic() - t0:.1f}s", highlight=False)
+
+
+_LEVEL_STYLE = {"low": "green", "medium": "yellow", "high": "bold red", "critical": "reverse red"}
+
+
+def _scores_table(latest: dict[str, dict], seen: int, since: float) -> Table:
+    rate = seen / max(time.monotonic() - since, 1e-9)
+    table = Table(title=f"Vigil ward — {len(latest)} patients, {seen} scores ({rate:.0f}/s)")
+    for col in ("patient", "level", "fused", "NEWS2", "band", "as of (UTC)", "drivers"):
+        table.add_column(col, no_wrap=True)
+    order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    ranked = sorted(latest.values(), key=lambda r: (order[r["risk_level"]], -r["scores"]["fused"]))
+    for r in ranked[:25]:
+        style = _LEVEL_STYLE[r["risk_level"]]
+        table.add_row(
+            r["patient_id"],
+            f"[{style}]{r['risk_level']}[/]",
+            f"{r['scores']['fused']:.2f}",
+            str(r["news2"]["total"]),
+            r["news2"]["band"],
+            r["as_of"][11:19],
+            " ".join(c["feature"].removeprefix("news2_") for c in r["contributors"][:3]),
+        )
+    return table
+
+
+@scores.command("tail")
+def scores_tail(
+    from_beginning: bool = typer.Option(False, help="start at the oldest score"),
+    seconds: float = typer.Option(0, help="stop after this many seconds (0 = never)"),
+) -> None:
+    """Follow risk-scores.v1 as a live ward table (latest score per patient)."""
+    settings = Settings()
+    _require_services(settings, redis=False)
+    from kafka import KafkaConsumer
+
+    from streams.kafka import client_options
+
+    consumer = KafkaConsumer(
+        settings.topic(topics.SCORES),
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+        **client_options(settings),
+    )
+    latest: dict[str, dict] = {}
+    seen, t0 = 0, time.monotonic()
+    try:
+        with Live(_scores_table(latest, seen, t0), console=console, refresh_per_second=2) as live:
+            while not seconds or time.monotonic() - t0 < seconds:
+                for records in consumer.poll(timeout_ms=500).values():
+                    for record in records:
+                        risk = orjson.loads(record.value)
+                        latest[risk["patient_id"]] = risk
+                        seen += 1
+                live.update(_scores_table(latest, seen, t0))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+
+
+@app.command()
+def demo(
+    patients: int = typer.Option(24, min=1),
+    rate: float = typer.Option(100.0, min=1, help="simulated events per second"),
+    hours: float = typer.Option(12.0, min=0.1, help="simulated hours the ward replays"),
+    seconds: float = typer.Option(0, help="stop after this many seconds (0 = Ctrl-C)"),
+) -> None:
+    """Local Kafka + Redis + worker + simulated ward, with live scores in the terminal."""
+    env = dict(os.environ)
+    if not (env.get("VIGIL_KAFKA_BOOTSTRAP") and env.get("VIGIL_REDIS_URL")):
+        try:
+            services, _ = launcher.dev_up()
+        except launcher.ServiceError as exc:
+            _fail(str(exc))
+        env["VIGIL_KAFKA_BOOTSTRAP"] = services.kafka_bootstrap
+        env["VIGIL_REDIS_URL"] = services.redis_url
+    env.setdefault("VIGIL_TOPIC_PREFIX", "demo.")
+    logs = launcher.cache_dir() / "demo"
+    logs.mkdir(parents=True, exist_ok=True)
+    vigil = [sys.executable, "-m", "streams.cli"]
+    children = []
+    try:
+        with (logs / "worker.log").open("ab") as wlog, (logs / "simulator.log").open("ab") as slog:
+            children.append(subprocess.Popen([*vigil, "worker"], env=env, stdout=wlog, stderr=wlog))
+            children.append(
+                subprocess.Popen(
+                    [
+                        *vigil,
+                        "simulate",
+                        "--patients",
+                        str(patients),
+                        "--rate",
+                        str(rate),
+                        "--hours",
+                        str(hours),
+                    ],
+                    env=env,
+                    stdout=slog,
+                    stderr=slog,
+                )
+            )
+        err.print(
+            f"# worker and simulator running (logs in {logs}); API on "
+            f"http://127.0.0.1:{env.get('VIGIL_WEB_PORT', '6066')}/ — Ctrl-C to stop",
+            highlight=False,
+        )
+        os.environ.update(env)
+        scores_tail(from_beginning=True, seconds=seconds)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Every knob of Vigil, read from `VIGIL_*` environment variables.
+
+Defaults work against the local launcher (`vigil dev up`) so a developer can start a
+worker with nothing set; production sets the bootstrap, Redis URL and prefix.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    model_dir: Path = Path("model-store")
+    web_port: int = 6066
+    web_host: str = "0.0.0.0"
+    api_token: str | None = None
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: Path | None = None
+
+    topic_partitions: int = Field(default=12, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+
+    batch_max: int = Field(default=500, ge=1, description="events per stream.take batch")
+    batch_within_s: float = Field(default=0.05, gt=0, description="max wait to fill a batch")
+
+    news2_lookback_h: float = Field(default=4.0, gt=0, le=24)
+    patient_ttl_h: float = Field(
+        default=48.0, gt=0, description="Redis keys of a patient with no event expire after this"
+    )
+    history_h: float = Field(default=24.0, gt=0)
+    max_message_bytes: int = 1024 * 1024
+
+    @property
+    def app_id(self) -> str:
+        """Consumer group and Faust app id; carries the prefix so tenants never share one."""
+        return f"{self.topic_prefix}vigil-worker"
+
+    @property
+    def redis_namespace(self) -> str:
+        return f"vigil:{self.topic_prefix}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

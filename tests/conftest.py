@@ -1,0 +1,92 @@
+"""Real Kafka and Redis for the integration tests.
+
+Order of preference: services named by VIGIL_KAFKA_BOOTSTRAP / VIGIL_REDIS_URL; else
+testcontainers when a Docker engine answers; else the project's own launcher (Kafka jars
+from Maven Central, redis-server from the machine). With VIGIL_REQUIRE_SERVICES=1 (CI) a
+service that can't be had fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from streams import launcher
+from tests.helpers import WorkerProcess
+
+REQUIRE_SERVICES = os.environ.get("VIGIL_REQUIRE_SERVICES") == "1"
+
+
+@dataclass(frozen=True)
+class Services:
+    kafka_bootstrap: str
+    redis_url: str
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"service unavailable and VIGIL_REQUIRE_SERVICES=1: {reason}")
+    pytest.skip(f"service unavailable: {reason}")
+
+
+def _docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    bootstrap, redis_url = (
+        os.environ.get("VIGIL_KAFKA_BOOTSTRAP"),
+        os.environ.get("VIGIL_REDIS_URL"),
+    )
+    if bootstrap and redis_url:
+        try:
+            launcher.wait_for_kafka(bootstrap, timeout_s=30)
+            launcher.wait_for_redis(redis_url, timeout_s=10)
+        except launcher.ServiceError as exc:
+            _unavailable(str(exc))
+        yield Services(bootstrap, redis_url)
+        return
+    if _docker_available():
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.redis import RedisContainer
+
+        with KafkaContainer().with_kraft() as kafka, RedisContainer() as redis:
+            host = redis.get_container_host_ip()
+            yield Services(
+                kafka.get_bootstrap_server(),
+                f"redis://{host}:{redis.get_exposed_port(6379)}/0",
+            )
+        return
+    try:
+        local = launcher.start(tmp_path_factory.mktemp("services"))
+    except launcher.ServiceError as exc:
+        _unavailable(str(exc))
+    try:
+        yield Services(local.kafka_bootstrap, local.redis_url)
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture(scope="module")
+def worker(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """One `vigil worker` process with a prefix of its own, shared by a test module."""
+    log = Path(tmp_path_factory.mktemp("worker")) / "worker.log"
+    with WorkerProcess.start(services, f"w{uuid.uuid4().hex[:10]}.", log) as proc:
+        yield proc

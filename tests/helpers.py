@@ -1,0 +1,135 @@
+"""Helpers for tests that drive a real worker process over real Kafka and Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import orjson
+from kafka import KafkaConsumer, KafkaProducer
+
+from streams import launcher
+
+
+class HasServices(Protocol):
+    kafka_bootstrap: str
+    redis_url: str
+
+
+@dataclass
+class WorkerProcess:
+    proc: subprocess.Popen[bytes]
+    prefix: str
+    port: int
+    services: HasServices
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    @classmethod
+    @contextmanager
+    def start(
+        cls, services: HasServices, prefix: str, log: Path, extra_env: dict[str, str] | None = None
+    ) -> Iterator[WorkerProcess]:
+        port = launcher.free_port()
+        env = {
+            **os.environ,
+            "VIGIL_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+            "VIGIL_REDIS_URL": services.redis_url,
+            "VIGIL_TOPIC_PREFIX": prefix,
+            "VIGIL_WEB_PORT": str(port),
+            "VIGIL_WEB_HOST": "127.0.0.1",
+            **(extra_env or {}),
+        }
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=out
+            )
+        worker = cls(proc, prefix, port, services, log)
+        try:
+            worker.wait_healthy()
+            yield worker
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def wait_healthy(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"worker not healthy in {timeout_s}s: {self.log.read_text()[-2000:]}")
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", timeout=5, **kwargs)
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 << 20)
+    try:
+        for key, value in records:
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def event_bytes(event: dict[str, Any]) -> tuple[bytes, bytes]:
+    return event["patient_id"].encode(), orjson.dumps(event)
+
+
+def consume_until(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[dict[str, Any]]], bool],
+    timeout_s: float = 60,
+) -> list[dict[str, Any]]:
+    """Read `topic` from the beginning until `done(values)` holds; fail on timeout."""
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    values: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                values += [orjson.loads(r.value) for r in records]
+            if done(values):
+                return values
+    finally:
+        consumer.close()
+    raise TimeoutError(f"{topic}: condition not met in {timeout_s}s; got {len(values)} records")
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 30, every_s: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(every_s)
