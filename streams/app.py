@@ -23,11 +23,14 @@ from pathlib import Path
 import faust
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaClient
+from aiokafka.errors import KafkaError
 from faust.types import EventT
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from features.store import FeatureStore
 from streams import topics
-from streams.deadletters import RawRecord
+from streams.deadletters import RawRecord, dead_letter
 from streams.kafka import client_options, faust_credentials
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -36,7 +39,8 @@ from streams.web import WebServer, build_api
 
 log = logging.getLogger("vigil.worker")
 
-_RETRYABLE = (OSError, asyncio.TimeoutError, ConnectionError)
+_RETRYABLE = (OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError, KafkaError)
+_BUG_RETRIES = 3
 
 
 def _raw(event: EventT) -> RawRecord:
@@ -122,27 +126,40 @@ class Worker:
         self.metrics.batch_size.labels(topic).observe(len(records))
         attempt = 0
         while True:
+            attempt += 1
             try:
                 result = await self.vitals.process(records, topics.VITALS)
-                pending = [
-                    await self.scores_topic.send(key=s.patient_id.encode(), value=encode(s))
-                    for s in result.scores
-                ]
-                pending += [
-                    await self.dead_topic.send(
-                        key=r.key.encode() if r.key else None, value=encode(r)
-                    )
-                    for r in result.dead
-                ]
-                await asyncio.gather(*pending)
+                await self._publish(result)
                 break
             except _RETRYABLE as exc:
-                attempt += 1
+                # Kafka or Redis unavailable: wait for it, never ack what isn't done.
                 delay = min(0.2 * 2**attempt, 5.0)
                 log.warning("batch of %d failed (%s: %s); retry %d in %.1fs",
                             len(records), type(exc).__name__, exc, attempt, delay)  # fmt: skip
                 await asyncio.sleep(delay)
+            except Exception as exc:
+                if attempt < _BUG_RETRIES:
+                    log.exception("batch of %d failed; retry %d", len(records), attempt)
+                    continue
+                # A fault of ours that does not go away: park the batch on the dead-letter
+                # topic (original bytes, reason) rather than stall the partitions forever.
+                log.exception("batch of %d failed %d times; dead-lettered", len(records), attempt)
+                result = BatchResult(dead=[dead_letter(r, exc) for r in records])
+                await self._publish(result)
+                break
         self._observe(topic, records, result, started)
+
+    async def _publish(self, result: BatchResult) -> None:
+        """Produce scores and dead letters and wait until the broker has them all."""
+        pending = [
+            await self.scores_topic.send(key=s.patient_id.encode(), value=encode(s))
+            for s in result.scores
+        ]
+        pending += [
+            await self.dead_topic.send(key=r.key.encode() if r.key else None, value=encode(r))
+            for r in result.dead
+        ]
+        await asyncio.gather(*pending)
 
     def _observe(
         self, topic: str, records: list[RawRecord], result: BatchResult, started: float
