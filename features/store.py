@@ -47,6 +47,10 @@ class PatientKeys:
     def history(self) -> str:
         return self._key("history")
 
+    @property
+    def alert(self) -> str:
+        return self._key("alert")
+
 
 @dataclass(frozen=True, slots=True)
 class PatientFeatures:
@@ -58,6 +62,23 @@ class PatientFeatures:
     samples: int
     features: dict[str, float | None]
     news2_inputs: News2Inputs
+    alert_state: bytes | None
+    """The alert policy's state (JSON), read in the same round trip."""
+    alert_outbox: bytes | None
+    """Alerts decided but not yet confirmed published (JSON list), if a crash intervened."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreUpdate:
+    """What one scoring writes for one patient, all in one pipeline."""
+
+    patient_id: str
+    fused: float
+    scored_us: int
+    risk_json: bytes
+    features: dict[str, float | None]
+    alert_state: bytes
+    alert_outbox: bytes | None
 
 
 def _float(raw: bytes | None) -> float | None:
@@ -115,29 +136,55 @@ class FeatureStore:
                 args: list[str | int] = [self.ttl_ms, self.lookback_us, len(samples)]
                 for s in samples:
                     args += [s.event_id, s.observed_us, s.packed()]
-                await self._update(keys=[keys.samples, keys.ids, keys.meta], args=args, client=pipe)
+                await self._update(
+                    keys=[keys.samples, keys.ids, keys.meta, keys.alert], args=args, client=pipe
+                )
             replies = await pipe.execute()
         return {
             patient_id: _parse(patient_id, reply)
             for patient_id, reply in zip(batch, replies, strict=True)
         }
 
-    async def save_risk(
-        self, snapshots: list[tuple[str, float, int, bytes, dict[str, float | None]]]
-    ) -> None:
-        """Store (patient, fused, scored_at us, RiskScore JSON, features) for the HTTP API."""
+    async def save_scores(self, updates: list[ScoreUpdate]) -> None:
+        """Latest score, features, 24 h history and alert state (with any alerts still to
+        publish) per patient: the alert decision is stored with the score it came from."""
         async with self.client.pipeline(transaction=False) as pipe:
-            for patient_id, fused, scored_us, risk_json, features in snapshots:
-                keys = self.keys(patient_id)
+            for u in updates:
+                keys = self.keys(u.patient_id)
                 pipe.hset(
-                    keys.risk, mapping={"risk": risk_json, "features": orjson.dumps(features)}
+                    keys.risk, mapping={"risk": u.risk_json, "features": orjson.dumps(u.features)}
                 )
                 pipe.pexpire(keys.risk, self.ttl_ms)
-                pipe.zadd(keys.history, {risk_json: scored_us})
-                pipe.zremrangebyscore(keys.history, "-inf", scored_us - self.history_us)
+                pipe.zadd(keys.history, {u.risk_json: u.scored_us})
+                pipe.zremrangebyscore(keys.history, "-inf", u.scored_us - self.history_us)
                 pipe.pexpire(keys.history, self.ttl_ms)
-                pipe.zadd(self.patients_index, {patient_id: fused})
+                alert = {"state": u.alert_state}
+                if u.alert_outbox is not None:
+                    alert["outbox"] = u.alert_outbox
+                pipe.hset(keys.alert, mapping=alert)
+                pipe.pexpire(keys.alert, self.ttl_ms)
+                pipe.zadd(self.patients_index, {u.patient_id: u.fused})
             await pipe.execute()
+
+    @property
+    def alerts_index(self) -> str:
+        return f"{self.namespace}alerts"
+
+    async def alerts_published(self, alerts: list[tuple[str, int, bytes]]) -> None:
+        """(patient, raised_at us, RiskAlert JSON) are on the topic: empty the outboxes and
+        keep them for `GET /api/alerts` (last 24 h, at most 10,000)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for patient_id, raised_us, alert_json in alerts:
+                pipe.hdel(self.keys(patient_id).alert, "outbox")
+                pipe.zadd(self.alerts_index, {alert_json: raised_us})
+                pipe.zremrangebyscore(self.alerts_index, "-inf", raised_us - self.history_us)
+            pipe.zremrangebyrank(self.alerts_index, 0, -10_001)
+            await pipe.execute()
+
+    async def recent_alerts(self, since_us: int) -> list[dict[str, Any]]:
+        """Alerts raised at or after `since_us`, newest first."""
+        raw = await self.client.zrevrangebyscore(self.alerts_index, "+inf", since_us)
+        return [orjson.loads(item) for item in raw]
 
     async def patient(self, patient_id: str) -> dict[str, Any] | None:
         keys = self.keys(patient_id)
@@ -172,7 +219,7 @@ class FeatureStore:
 
 
 def _parse(patient_id: str, reply: list[Any]) -> PatientFeatures:
-    meta, values, news = reply
+    meta, values, news, (alert_state, alert_outbox) = reply
     as_of, accepted, duplicates, dropped, samples = meta
     return PatientFeatures(
         patient_id=patient_id,
@@ -183,4 +230,6 @@ def _parse(patient_id: str, reply: list[Any]) -> PatientFeatures:
         samples=int(samples),
         features=dict(zip(FEATURE_NAMES, (_float(v) for v in values), strict=True)),
         news2_inputs=parse_news2(news),
+        alert_state=alert_state,
+        alert_outbox=alert_outbox,
     )

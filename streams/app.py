@@ -18,20 +18,26 @@ import logging
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import faust
+import mode
+import orjson
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaClient
+from aiokafka import AIOKafkaClient, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from faust.types import EventT
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from features.samples import to_us
 from features.store import FeatureStore
 from streams import topics
+from streams.alerts import AlertPolicy
 from streams.deadletters import RawRecord, dead_letter
-from streams.kafka import client_options, faust_credentials
+from streams.kafka import aiokafka_options, faust_credentials
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.vitals import BatchResult, VitalsPipeline, encode
@@ -56,6 +62,44 @@ def _raw(event: EventT) -> RawRecord:
     )
 
 
+class Outbound(mode.Service):
+    """The worker's one producer for outbound topics: idempotent (no duplicates from the
+    producer's own retries) and acks=all."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._ready: asyncio.Event | None = None
+
+    def _event(self) -> asyncio.Event:
+        if self._ready is None:
+            self._ready = asyncio.Event()
+        return self._ready
+
+    async def on_start(self) -> None:
+        producer = AIOKafkaProducer(
+            **aiokafka_options(self.settings),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_request_size=4 * 1024 * 1024,
+        )
+        await producer.start()
+        self._producer = producer
+        self._event().set()
+
+    async def on_stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def send_all(self, records: list[tuple[str, bytes | None, bytes]]) -> None:
+        await self._event().wait()
+        assert self._producer is not None
+        pending = [await self._producer.send(t, key=k, value=v) for t, k, v in records]
+        await asyncio.gather(*pending)
+
+
 class Worker:
     """Everything one worker process holds: the Faust app, Redis, metrics, pipelines."""
 
@@ -70,7 +114,10 @@ class Worker:
             news2_lookback_h=settings.news2_lookback_h,
             history_h=settings.history_h,
         )
-        self.vitals = VitalsPipeline(self.store, self.metrics, settings.max_message_bytes)
+        self.policy = AlertPolicy.load(settings.alert_policy)
+        self.vitals = VitalsPipeline(
+            self.store, self.metrics, settings.max_message_bytes, self.policy, settings.topic_prefix
+        )
         self.app = self._build_app()
         self._kafka_probe: AIOKafkaClient | None = None
 
@@ -97,8 +144,8 @@ class Worker:
             web_port=s.web_port,
         )
         self.vitals_topic = self._topic(app, topics.VITALS)
-        self.scores_topic = self._topic(app, topics.SCORES)
-        self.dead_topic = self._topic(app, topics.DEAD_LETTER, partitions=1)
+        self.outbound = Outbound(s, loop=app.loop)
+        app.add_dependency(self.outbound)
 
         async def vitals_agent(stream: faust.StreamT) -> None:
             async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
@@ -109,12 +156,12 @@ class Worker:
         app.web_server(WebServer(api, s.web_host, s.web_port, loop=app.loop))
         return app
 
-    def _topic(self, app: faust.App, name: str, partitions: int | None = None) -> faust.TopicT:
+    def _topic(self, app: faust.App, name: str) -> faust.TopicT:
         return app.topic(
             self.settings.topic(name),
             key_serializer="raw",
             value_serializer="raw",
-            partitions=partitions or self.settings.topic_partitions,
+            partitions=self.settings.topic_partitions,
             internal=False,
         )
 
@@ -150,16 +197,34 @@ class Worker:
         self._observe(topic, records, result, started)
 
     async def _publish(self, result: BatchResult) -> None:
-        """Produce scores and dead letters and wait until the broker has them all."""
-        pending = [
-            await self.scores_topic.send(key=s.patient_id.encode(), value=encode(s))
-            for s in result.scores
+        """Produce scores, alerts and dead letters; return once the broker has them all,
+        then empty the alert outboxes (a crash before that re-publishes the same alerts,
+        with the same alert_id, on the patient's next batch)."""
+        t = self.settings.topic
+        out: list[tuple[str, bytes | None, bytes]] = [
+            (t(topics.SCORES), s.patient_id.encode(), encode(s)) for s in result.scores
         ]
-        pending += [
-            await self.dead_topic.send(key=r.key.encode() if r.key else None, value=encode(r))
+        out += [
+            (t(topics.ALERTS), a["patient_id"].encode(), orjson.dumps(a)) for a in result.alerts
+        ]
+        out += [
+            (t(topics.DEAD_LETTER), r.key.encode() if r.key else None, encode(r))
             for r in result.dead
         ]
-        await asyncio.gather(*pending)
+        await self.outbound.send_all(out)
+        if result.alerts:
+            await self.store.alerts_published(
+                [
+                    (
+                        a["patient_id"],
+                        to_us(datetime.fromisoformat(a["raised_at"])),
+                        orjson.dumps(a),
+                    )
+                    for a in result.alerts
+                ]
+            )
+            for a in result.alerts:
+                self.metrics.alerts.labels(a["level"], a["kind"]).inc()
 
     def _observe(
         self, topic: str, records: list[RawRecord], result: BatchResult, started: float
@@ -187,15 +252,7 @@ class Worker:
     async def _kafka_ok(self) -> bool:
         try:
             if self._kafka_probe is None:
-                opts = client_options(self.settings)
-                probe = AIOKafkaClient(
-                    bootstrap_servers=opts["bootstrap_servers"],
-                    security_protocol=opts["security_protocol"],
-                    ssl_context=opts.get("ssl_context"),
-                    sasl_mechanism=opts.get("sasl_mechanism", "PLAIN"),
-                    sasl_plain_username=opts.get("sasl_plain_username"),
-                    sasl_plain_password=opts.get("sasl_plain_password"),
-                )
+                probe = AIOKafkaClient(**aiokafka_options(self.settings))
                 await asyncio.wait_for(probe.bootstrap(), timeout=3)
                 self._kafka_probe = probe
             await asyncio.wait_for(self._kafka_probe.fetch_all_metadata(), timeout=3)

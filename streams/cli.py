@@ -12,9 +12,10 @@ from typing import NoReturn
 
 import orjson
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from streams import launcher, topics
 from streams.settings import Settings
@@ -23,7 +24,9 @@ app = typer.Typer(help="Vigil: real-time clinical deterioration prediction.", no
 dev = typer.Typer(help="Local Apache Kafka (KRaft) and redis-server for development.")
 scores = typer.Typer(help="Follow the risk-scores topic.")
 app.add_typer(dev, name="dev")
+alerts = typer.Typer(help="Follow the risk-alerts topic.")
 app.add_typer(scores, name="scores")
+app.add_typer(alerts, name="alerts")
 console = Console()
 err = Console(stderr=True)
 
@@ -158,7 +161,77 @@ def scores_tail(
     from_beginning: bool = typer.Option(False, help="start at the oldest score"),
     seconds: float = typer.Option(0, help="stop after this many seconds (0 = never)"),
 ) -> None:
-    """Follow risk-scores.v1 as a live ward table (latest score per patient)."""
+    """Follow risk-scores.v1 as a live ward table, with the latest alerts below it."""
+    settings = Settings()
+    _require_services(settings, redis=False)
+    from kafka import KafkaConsumer
+
+    from streams.kafka import client_options
+
+    scores_topic = settings.topic(topics.SCORES)
+    consumer = KafkaConsumer(
+        scores_topic,
+        settings.topic(topics.ALERTS),
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+        **client_options(settings),
+    )
+    latest: dict[str, dict] = {}
+    recent_alerts: dict[str, dict] = {}
+    seen, t0 = 0, time.monotonic()
+
+    def view() -> Group:
+        shown = list(recent_alerts.values())[-8:]
+        lines = [Text.from_markup(format_alert(a)) for a in reversed(shown)]
+        return Group(_scores_table(latest, seen, t0), Text("Latest alerts", style="bold"), *lines)
+
+    try:
+        with Live(view(), console=console, refresh_per_second=2) as live:
+            while not seconds or time.monotonic() - t0 < seconds:
+                for records in consumer.poll(timeout_ms=500).values():
+                    for record in records:
+                        value = orjson.loads(record.value)
+                        if record.topic == scores_topic:
+                            latest[value["patient_id"]] = value
+                            seen += 1
+                        else:
+                            recent_alerts[value["alert_id"]] = value
+                            if len(recent_alerts) > 50:
+                                recent_alerts.pop(next(iter(recent_alerts)))
+                live.update(view())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+
+
+_KIND_MARK = {"raised": "▲ RAISED", "escalated": "▲▲ ESCALATED", "cleared": "▼ cleared"}
+
+
+def format_alert(alert: dict) -> str:
+    """One alert as rich markup for people: level colour, patient, unit, reason, action."""
+    style = _LEVEL_STYLE[alert["level"]] if alert["kind"] != "cleared" else "green"
+    when = alert["raised_at"][11:19]
+    unit = f" {alert['unit']}" if alert.get("unit") else ""
+    return (
+        f"[{style}]{_KIND_MARK[alert['kind']]} {alert['level'].upper()}[/] {when} "
+        f"[bold]{alert['patient_id']}[/]{unit} — {alert['reason']}\n"
+        f"    → {alert['recommended_action']}"
+    )
+
+
+@alerts.command("tail")
+def alerts_tail(
+    unit: list[str] = typer.Option([], help="only these units (repeatable)"),
+    level: str = typer.Option("medium", help="only alerts at or above this level"),
+    from_beginning: bool = typer.Option(False, help="start at the oldest alert"),
+    seconds: float = typer.Option(0, help="stop after this many seconds (0 = never)"),
+) -> None:
+    """Print alerts for people as they arrive, each alert_id once."""
+    from streams.alerts import LEVELS, rank
+
+    if level not in LEVELS:
+        _fail(f"--level must be one of {', '.join(LEVELS)}")
     settings = Settings()
     _require_services(settings, redis=False)
     from kafka import KafkaConsumer
@@ -166,22 +239,29 @@ def scores_tail(
     from streams.kafka import client_options
 
     consumer = KafkaConsumer(
-        settings.topic(topics.SCORES),
+        settings.topic(topics.ALERTS),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
         **client_options(settings),
     )
-    latest: dict[str, dict] = {}
-    seen, t0 = 0, time.monotonic()
+    seen: set[str] = set()
+    t0 = time.monotonic()
     try:
-        with Live(_scores_table(latest, seen, t0), console=console, refresh_per_second=2) as live:
-            while not seconds or time.monotonic() - t0 < seconds:
-                for records in consumer.poll(timeout_ms=500).values():
-                    for record in records:
-                        risk = orjson.loads(record.value)
-                        latest[risk["patient_id"]] = risk
-                        seen += 1
-                live.update(_scores_table(latest, seen, t0))
+        while not seconds or time.monotonic() - t0 < seconds:
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    alert = orjson.loads(record.value)
+                    if alert["alert_id"] in seen:
+                        continue
+                    seen.add(alert["alert_id"])
+                    shown = (
+                        alert["previous_level"] if alert["kind"] == "cleared" else alert["level"]
+                    )
+                    if rank(shown or "low") < rank(level) or (
+                        unit and alert.get("unit") not in unit
+                    ):
+                        continue
+                    console.print(format_alert(alert), highlight=False)
     except KeyboardInterrupt:
         pass
     finally:

@@ -150,6 +150,8 @@ class RiskScore(_Output):
 class RiskAlert(_Output):
     alert_id: str
     patient_id: str
+    unit: str | None = None
+    """Optional addition to the contract: the ward of the triggering event, for routing."""
     raised_at: datetime
     kind: Literal["raised", "escalated", "cleared"]
     level: RiskLevel

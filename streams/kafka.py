@@ -25,6 +25,13 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return opts
 
 
+def aiokafka_options(settings: Settings) -> dict[str, Any]:
+    """The same options under aiokafka's names (it has no default for a missing SASL key)."""
+    opts = client_options(settings)
+    opts.setdefault("sasl_mechanism", "PLAIN")
+    return opts
+
+
 def admin_client(settings: Settings) -> Any:
     from kafka import KafkaAdminClient
 

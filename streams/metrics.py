@@ -28,6 +28,17 @@ class Metrics:
             "Events older than as_of - 24h, which change nothing",
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "vigil_alerts",
+            "Alerts published, by level and kind (re-publications after a crash included)",
+            ["level", "kind"],
+            registry=self.registry,
+        )
+        self.alerts_suppressed = Counter(
+            "vigil_alerts_suppressed",
+            "Raised alerts not sent: same level alerted within the suppression window",
+            registry=self.registry,
+        )
         self.batch_seconds = Histogram(
             "vigil_batch_processing_seconds",
             "Time to process one consumed batch (validate, Redis, score, produce)",

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     batch_max: int = Field(default=500, ge=1, description="events per stream.take batch")
     batch_within_s: float = Field(default=0.05, gt=0, description="max wait to fill a batch")
 
+    alert_policy: Path | None = Field(
+        default=None, description="YAML alert policy; default streams/alert_policy.yaml"
+    )
     news2_lookback_h: float = Field(default=4.0, gt=0, le=24)
     patient_ttl_h: float = Field(
         default=48.0, gt=0, description="Redis keys of a patient with no event expire after this"

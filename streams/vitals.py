@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from features.samples import VitalsSample
-from features.store import FeatureStore
+from features.samples import VitalsSample, to_us
+from features.store import FeatureStore, ScoreUpdate
+from streams.alerts import AlertPolicy, AlertState, decide
 from streams.deadletters import RawRecord, Rejected, dead_letter
 from streams.events import DeadLetter, RiskScore, VitalsObservation
 from streams.metrics import Metrics
@@ -23,6 +25,8 @@ from streams.risk import score_patient
 @dataclass
 class BatchResult:
     scores: list[RiskScore] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    """RiskAlerts as JSON objects: this batch's, and any a crash left unpublished."""
     dead: list[DeadLetter] = field(default_factory=list)
 
 
@@ -43,14 +47,24 @@ def parse_vitals(record: RawRecord, max_bytes: int) -> VitalsObservation:
 
 
 class VitalsPipeline:
-    def __init__(self, store: FeatureStore, metrics: Metrics, max_bytes: int) -> None:
+    def __init__(
+        self,
+        store: FeatureStore,
+        metrics: Metrics,
+        max_bytes: int,
+        policy: AlertPolicy,
+        prefix: str,
+    ) -> None:
         self.store = store
         self.metrics = metrics
         self.max_bytes = max_bytes
+        self.policy = policy
+        self.prefix = prefix
 
     async def process(self, records: list[RawRecord], topic: str) -> BatchResult:
         result = BatchResult()
         by_patient: dict[str, list[VitalsSample]] = {}
+        units: dict[str, str] = {}
         for record in records:
             try:
                 obs = parse_vitals(record, self.max_bytes)
@@ -58,31 +72,51 @@ class VitalsPipeline:
                 result.dead.append(dead_letter(record, exc))
                 continue
             by_patient.setdefault(obs.patient_id, []).append(VitalsSample.from_event(obs))
+            if obs.unit:
+                units[obs.patient_id] = obs.unit
         if not by_patient:
             return result
 
-        # Effect 1: Redis. Idempotent by event_id, so a redelivered batch changes nothing.
+        # Effect 1: Redis features. Idempotent by event_id: a redelivered batch changes
+        # nothing, and it is still re-scored so that no score or alert is lost.
         features = await self.store.apply_vitals(by_patient)
         scored_at = datetime.now(UTC)
+        scored_us = to_us(scored_at)
+        updates = []
         for patient_id, pf in features.items():
             self.metrics.duplicates.inc(pf.duplicates)
             self.metrics.dropped.inc(pf.dropped)
             trigger = by_patient[patient_id][-1].event_id
-            result.scores.append(score_patient(pf, topic, trigger, scored_at))
-
-        # Effect 2: the API's snapshot (latest score, features, 24 h history); overwrites.
-        await self.store.save_risk(
-            [
-                (
-                    s.patient_id,
-                    s.scores.fused or 0.0,
-                    int(scored_at.timestamp() * 1e6),
-                    encode(s),
-                    features[s.patient_id].features,
+            risk = score_patient(pf, topic, trigger, scored_at, self.policy)
+            state, alert, suppressed = decide(
+                self.policy,
+                AlertState.from_json(pf.alert_state),
+                risk,
+                self.prefix,
+                units.get(patient_id),
+                scored_at,
+            )
+            self.metrics.alerts_suppressed.inc(suppressed)
+            outbox = orjson.loads(pf.alert_outbox) if pf.alert_outbox else []
+            if alert is not None:
+                outbox.append(alert.model_dump(mode="json"))
+            result.scores.append(risk)
+            result.alerts += outbox
+            risk_json = encode(risk)
+            updates.append(
+                ScoreUpdate(
+                    patient_id=patient_id,
+                    fused=risk.scores.fused or 0.0,
+                    scored_us=scored_us,
+                    risk_json=risk_json,
+                    features=pf.features,
+                    alert_state=state.to_json(),
+                    alert_outbox=orjson.dumps(outbox) if outbox else None,
                 )
-                for s in result.scores
-            ]
-        )
+            )
+        # Effect 2: the scores, the API snapshot and the alert decisions, with the alerts
+        # to publish kept in an outbox until the broker has them (see streams/app.py).
+        await self.store.save_scores(updates)
         return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import mode
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from features.samples import to_us
 from features.store import FeatureStore
 from streams.metrics import Metrics
 
@@ -57,6 +59,20 @@ def build_api(
             return web.json_response({"error": "unknown patient"}, status=404)
         return web.json_response(found)
 
+    async def get_alerts(request: web.Request) -> web.Response:
+        since = request.query.get("since")
+        try:
+            # an unencoded "+01:00" arrives as " 01:00"
+            at = datetime.fromisoformat(since.replace(" ", "+")) if since else None
+            if at is not None and at.tzinfo is None:
+                raise ValueError("no offset")
+            since_us = to_us(at) if at else 0
+        except ValueError:
+            return web.json_response(
+                {"error": "since must be an RFC 3339 timestamp with an offset"}, status=400
+            )
+        return web.json_response(await store.recent_alerts(since_us))
+
     async def get_dashboard(_: web.Request) -> web.FileResponse:
         return web.FileResponse(_DASHBOARD)
 
@@ -65,6 +81,7 @@ def build_api(
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/api/patients", get_patients)
     app.router.add_get("/api/patients/{patient_id}", get_patient)
+    app.router.add_get("/api/alerts", get_alerts)
     app.router.add_get("/", get_dashboard)
     return app
 

@@ -4,13 +4,16 @@
 -- KEYS[1] samples zset   member "<packed values>|<event_id>", score observed_at (us)
 -- KEYS[2] ids hash       event_id -> observed_at (us), the de-duplication set
 -- KEYS[3] meta hash      as_of, accepted, duplicates, dropped
+-- KEYS[4] alert hash     state, outbox (read only here, so the policy sees them in the
+--                        same round trip; written by FeatureStore.save_scores)
 -- ARGV[1] ttl in ms, ARGV[2] NEWS2 look-back in us, ARGV[3] number of events,
 -- then per event: event_id, observed_at (us, integer string), packed values.
 --
 -- Timestamps stay strings on the way into Redis commands: Lua would print a number
 -- with 14 significant digits, and microsecond epochs have 16.
 --
--- Returns {{as_of, accepted, duplicates, dropped, samples} (counts for this call), features, news2} where
+-- Returns {{as_of, accepted, duplicates, dropped, samples} (counts for this call), features,
+-- news2, {alert state, alert outbox}} where
 -- features follow features/windows.py FEATURE_NAMES and news2 is
 -- {rr, spo2, spo2_scale, supplemental_o2, sbp, hr, consciousness, temp}; false = null.
 
@@ -68,8 +71,8 @@ redis.call('HSET', meta_key, 'as_of', us(as_of))
 redis.call('HINCRBY', meta_key, 'accepted', accepted)
 redis.call('HINCRBY', meta_key, 'duplicates', duplicates)
 redis.call('HINCRBY', meta_key, 'dropped', dropped)
-for _, key in ipairs(KEYS) do
-  redis.call('PEXPIRE', key, ttl_ms)
+for i = 1, 3 do
+  redis.call('PEXPIRE', KEYS[i], ttl_ms)
 end
 
 -- Load the window, newest first: every window is a suffix of the time line ending at
@@ -206,4 +209,6 @@ local news = {
   news_value(4),
 }
 
-return {{us(as_of), accepted, duplicates, dropped, count}, features, news}
+local alert = redis.call('HMGET', KEYS[4], 'state', 'outbox')
+
+return {{us(as_of), accepted, duplicates, dropped, count}, features, news, alert}
