@@ -145,6 +145,10 @@ class FeatureStore:
             for patient_id, reply in zip(batch, replies, strict=True)
         }
 
+    async def read_features(self, patient_ids: list[str]) -> dict[str, PatientFeatures]:
+        """Current features of patients that have state (the update script with no events)."""
+        return await self.apply_vitals({pid: [] for pid in patient_ids})
+
     async def save_scores(self, updates: list[ScoreUpdate]) -> None:
         """Latest score, features, 24 h history and alert state (with any alerts still to
         publish) per patient: the alert decision is stored with the score it came from."""

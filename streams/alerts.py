@@ -88,6 +88,8 @@ class AlertState:
     """What the policy remembers of one patient (JSON in Redis, see features/KEYS.md)."""
 
     episode: int = 0
+    """Event time (us) at which the current or last episode opened; 0 before any. Unlike a
+    counter it survives a loss of this state without reusing an old episode's alert ids."""
     level: str = "low"
     """Current level after hysteresis."""
     alerted: str = "low"
@@ -166,7 +168,7 @@ def decide(
     if level != "low":
         new.low_since_us = None
         if state.alerted == "low":
-            new.episode += 1
+            new.episode = now
             new.alerted = level
             last = state.last_alert_us.get(level)
             if last is not None and now - last < policy.suppress_minutes * _MINUTE_US:

@@ -137,6 +137,8 @@ class Worker:
             topic_replication_factor=s.topic_replication,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
+            broker_session_timeout=s.kafka_session_timeout_s,
+            broker_heartbeat_interval=min(3.0, s.kafka_session_timeout_s / 3),
             producer_acks=-1,
             producer_linger_ms=2,
             producer_max_request_size=4 * 1024 * 1024,

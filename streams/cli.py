@@ -93,6 +93,27 @@ def worker(loglevel: str = typer.Option("info", help="debug, info, warning")) ->
     faust.Worker(w.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
+@app.command("rebuild-features")
+def rebuild_features() -> None:
+    """Restore Redis feature state from vitals.v1 (e.g. after Redis lost its data)."""
+    import asyncio
+
+    from streams.rebuild import rebuild_features as rebuild
+
+    settings = Settings()
+    _require_services(settings)
+    t0 = time.monotonic()
+    try:
+        report = asyncio.run(rebuild(settings))
+    except RuntimeError as exc:
+        _fail(str(exc))
+    err.print(
+        f"# rebuilt {report.patients} patients from {report.records} records "
+        f"({report.invalid} invalid, skipped) in {time.monotonic() - t0:.1f}s",
+        highlight=False,
+    )
+
+
 @app.command()
 def simulate(
     patients: int = typer.Option(24, min=1, help="patients on the ward"),

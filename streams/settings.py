@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     kafka_sasl_password: str | None = None
     kafka_ssl_cafile: Path | None = None
 
+    kafka_session_timeout_s: float = Field(
+        default=10.0,
+        ge=6,
+        description="a worker that stops heartbeating loses its partitions after this long",
+    )
+
     topic_partitions: int = Field(default=12, ge=1)
     topic_replication: int = Field(default=1, ge=1)
 

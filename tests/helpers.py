@@ -133,3 +133,37 @@ def wait_for(check: Callable[[], Any], timeout_s: float = 30, every_s: float = 0
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(every_s)
+
+
+def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether `group` has committed the end offset of every partition of `topic`."""
+    from kafka import TopicPartition
+
+    # never subscribes, so it only reads the group's commits and never joins it
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        end = consumer.end_offsets(tps)
+        return all(end[tp] == 0 or (consumer.committed(tp) or 0) >= end[tp] for tp in tps)
+    finally:
+        consumer.close()
+
+
+def read_all(bootstrap: str, topic: str, settle_s: float = 3.0) -> list[dict[str, Any]]:
+    """Everything on `topic` now: reads until nothing new arrives for `settle_s`."""
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    values: list[dict[str, Any]] = []
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < settle_s:
+            batch = consumer.poll(timeout_ms=500)
+            for records in batch.values():
+                values += [orjson.loads(r.value) for r in records]
+            if batch:
+                quiet_since = time.monotonic()
+    finally:
+        consumer.close()
+    return values

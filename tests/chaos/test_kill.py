@@ -1,0 +1,241 @@
+"""Chaos tier: workers SIGKILLed mid-stream, Redis wiped. Nothing may be lost or counted twice.
+
+Each test prints its run's counts (events sent, scored, alerts, duplicates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+import redis.asyncio as aioredis
+import yaml
+
+from features import reference
+from features.samples import VitalsSample
+from features.store import FeatureStore
+from features.windows import FEATURE_NAMES
+from streams import launcher
+from streams.alerts import DEFAULT_POLICY, AlertState
+from streams.events import VitalsObservation
+from streams.simulator import ward_feed
+from tests.helpers import group_caught_up, produce, read_all, wait_for
+
+pytestmark = pytest.mark.services
+
+PATIENTS = 100
+
+
+def ward_events(n: int, seed: int) -> list[dict]:
+    hours = n * 60 / PATIENTS / 3600 + 0.05
+    start = datetime.now(UTC) - timedelta(hours=hours + 0.5)
+    feed = ward_feed(PATIENTS, 0.4, start, hours, 60, seed)
+    return [event for event, _ in zip(feed, range(n), strict=False)]
+
+
+def start_worker(services, prefix: str, log: Path, env_extra: dict[str, str]) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "VIGIL_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+        "VIGIL_REDIS_URL": services.redis_url,
+        "VIGIL_TOPIC_PREFIX": prefix,
+        "VIGIL_WEB_PORT": str(launcher.free_port()),
+        "VIGIL_KAFKA_SESSION_TIMEOUT_S": "6",
+        **env_extra,
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=out
+        )
+
+
+def no_suppression_policy(tmp_path: Path) -> Path:
+    """Every change of alert state then implies a published alert, which the test checks."""
+    raw = yaml.safe_load(DEFAULT_POLICY.read_text())
+    raw["suppress_minutes"] = 0
+    raw["clear_dwell_minutes"] = 10
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def by_patient(events: list[dict]) -> dict[str, list[VitalsSample]]:
+    logs: dict[str, list[VitalsSample]] = defaultdict(list)
+    for e in events:
+        logs[e["patient_id"]].append(VitalsSample.from_event(VitalsObservation.model_validate(e)))
+    return logs
+
+
+def read_features(redis_url: str, namespace: str, patients: list[str]) -> dict:
+    async def run() -> dict:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            return await FeatureStore(client, namespace).read_features(patients)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def assert_features_match(redis_url: str, namespace: str, events: list[dict]) -> int:
+    logs = by_patient(events)
+    stored = read_features(redis_url, namespace, sorted(logs))
+    client = redis.Redis.from_url(redis_url)
+    for pid, log in logs.items():
+        as_of, expected, news2_inputs = reference.compute(log)
+        pf = stored[pid]
+        assert pf.as_of_us == as_of, pid
+        for name in FEATURE_NAMES:
+            got, want = pf.features[name], expected[name]
+            assert (got is None and want is None) or math.isclose(
+                got, want, rel_tol=1e-6, abs_tol=1e-9
+            ), (pid, name, got, want)
+        assert pf.news2_inputs == news2_inputs
+        # every event reflected exactly once
+        meta = client.hgetall(f"{namespace}p:{{{pid}}}:meta")
+        assert int(meta[b"accepted"]) == len({s.event_id for s in log}), pid
+    client.close()
+    return len(logs)
+
+
+def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_path) -> None:
+    prefix = f"k{uuid.uuid4().hex[:8]}."
+    namespace = f"vigil:{prefix}"
+    events = ward_events(20_000, seed=3)
+    env = {"VIGIL_ALERT_POLICY": str(no_suppression_policy(tmp_path)), "VIGIL_BATCH_MAX": "300"}
+    rng = random.Random(5)
+    log = tmp_path / "worker.log"
+
+    # first worker creates the topics; then the whole stream goes in at once
+    first = start_worker(services, prefix, log, env)
+    wait_for(lambda: _topic_exists(services.kafka_bootstrap, f"{prefix}vitals.v1"), 60)
+    produce(
+        services.kafka_bootstrap,
+        f"{prefix}vitals.v1",
+        [(e["patient_id"].encode(), orjson.dumps(e)) for e in events],
+    )
+    kills, mid_stream, proc = 0, 0, first
+    group, topic = f"{prefix}vigil-worker", f"{prefix}vitals.v1"
+    for _ in range(3):
+        time.sleep(rng.uniform(5, 9))
+        mid_stream += not group_caught_up(services.kafka_bootstrap, group, topic)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        proc = start_worker(services, prefix, log, env)
+    try:
+        wait_for(lambda: group_caught_up(services.kafka_bootstrap, group, topic), 300, 1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert mid_stream >= 1, "no kill landed while events were still being processed"
+
+    patients = assert_features_match(services.redis_url, namespace, events)
+
+    scores = read_all(services.kafka_bootstrap, f"{prefix}risk-scores.v1")
+    alerts = read_all(services.kafka_bootstrap, f"{prefix}risk-alerts.v1")
+    copies: dict[str, list[dict]] = defaultdict(list)
+    for a in alerts:
+        copies[a["alert_id"]].append(a)
+    for alert_id, same in copies.items():
+        assert len({(a["kind"], a["level"], a["raised_at"]) for a in same}) == 1, alert_id
+    client = redis.Redis.from_url(services.redis_url)
+    unique = [same[0] for same in copies.values()]
+    per_patient: dict[str, list[dict]] = defaultdict(list)
+    for a in unique:
+        per_patient[a["patient_id"]].append(a)
+    for pid in {e["patient_id"] for e in events}:
+        raw = client.hmget(f"{namespace}p:{{{pid}}}:alert", "state", "outbox")
+        state, outbox = AlertState.from_json(raw[0]), raw[1]
+        assert outbox is None, f"{pid}: alerts left unpublished"
+        published = sorted(per_patient[pid], key=lambda a: (a["risk"]["as_of"], a["raised_at"]))
+        if state.alerted == "low":
+            assert not published or published[-1]["kind"] == "cleared", pid
+        else:
+            assert published and published[-1]["level"] == state.alerted, pid
+    client.close()
+    print(
+        f"\nSIGKILL chaos: {len(events)} events sent to {patients} patients, {kills} kills "
+        f"({mid_stream} mid-stream), "
+        f"{len(scores)} scores, {len(unique)} alerts ({len(alerts) - len(unique)} duplicate "
+        f"copies on the topic, all sharing their alert_id)"
+    )
+    assert kills == 3 and unique
+
+
+def _topic_exists(bootstrap: str, topic: str) -> bool:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        return topic in consumer.topics()
+    finally:
+        consumer.close()
+
+
+def test_features_are_rebuilt_from_kafka_after_redis_is_wiped(services, tmp_path) -> None:
+    prefix = f"r{uuid.uuid4().hex[:8]}."
+    namespace = f"vigil:{prefix}"
+    events = ward_events(3_000, seed=9)
+    env = {
+        **os.environ,
+        "VIGIL_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+        "VIGIL_REDIS_URL": services.redis_url,
+        "VIGIL_TOPIC_PREFIX": prefix,
+    }
+    proc = start_worker(services, prefix, tmp_path / "worker.log", {})
+    try:
+        wait_for(lambda: _topic_exists(services.kafka_bootstrap, f"{prefix}vitals.v1"), 60)
+        produce(
+            services.kafka_bootstrap,
+            f"{prefix}vitals.v1",
+            [(e["patient_id"].encode(), orjson.dumps(e)) for e in events]
+            + [(b"p-bad", b"not json")],
+        )
+        wait_for(
+            lambda: group_caught_up(
+                services.kafka_bootstrap, f"{prefix}vigil-worker", f"{prefix}vitals.v1"
+            ),
+            timeout_s=120,
+            every_s=1,
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert_features_match(services.redis_url, namespace, events)
+
+    client = redis.Redis.from_url(services.redis_url)
+    wiped = 0
+    for key in client.scan_iter(f"{namespace}*"):
+        wiped += client.delete(key)
+    client.close()
+    assert wiped > 0
+
+    rebuild = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "rebuild-features"],
+        env=env, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    patients = assert_features_match(services.redis_url, namespace, events)
+    assert f"rebuilt {patients} patients from {len(events) + 1} records (1 invalid" in (
+        rebuild.stderr
+    )
+    # a second run changes nothing
+    subprocess.run(
+        [sys.executable, "-m", "streams.cli", "rebuild-features"],
+        env=env, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    assert_features_match(services.redis_url, namespace, events)
+    print(f"\nRebuild: {len(events)} events, {patients} patients, {wiped} keys wiped and rebuilt")
