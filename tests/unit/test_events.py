@@ -53,6 +53,9 @@ def test_unknown_fields_are_ignored() -> None:
         {"heart_rate": 80, "patient_id": "x" * 65},
         {"heart_rate": 80, "event_id": ""},
         {"heart_rate": 80, "observed_at": "2026-11-22T10:15:02"},  # no offset
+        {"heart_rate": 80, "observed_at": 1700000000},  # Unix time is not RFC 3339
+        {"heart_rate": 80, "observed_at": "1700000000"},
+        {"heart_rate": 80, "observed_at": "2026-11-22"},
         {"heart_rate": 80, "unit": "u" * 65},
     ],
 )
