@@ -5,8 +5,6 @@ Each test prints its run's counts (events sent, scored, alerts, duplicates).
 
 from __future__ import annotations
 
-import asyncio
-import math
 import os
 import random
 import signal
@@ -15,100 +13,22 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
 import redis
-import redis.asyncio as aioredis
-import yaml
 
-from features import reference
-from features.samples import VitalsSample
-from features.store import FeatureStore
-from features.windows import FEATURE_NAMES
-from streams import launcher
-from streams.alerts import DEFAULT_POLICY, AlertState
-from streams.events import VitalsObservation
-from streams.simulator import ward_feed
+from streams.alerts import AlertState
+from tests.chaos.common import (
+    assert_features_match,
+    no_suppression_policy,
+    start_worker,
+    topic_exists,
+    ward_events,
+)
 from tests.helpers import group_caught_up, produce, read_all, wait_for
 
 pytestmark = pytest.mark.services
-
-PATIENTS = 100
-
-
-def ward_events(n: int, seed: int) -> list[dict]:
-    hours = n * 60 / PATIENTS / 3600 + 0.05
-    start = datetime.now(UTC) - timedelta(hours=hours + 0.5)
-    feed = ward_feed(PATIENTS, 0.4, start, hours, 60, seed)
-    return [event for event, _ in zip(feed, range(n), strict=False)]
-
-
-def start_worker(services, prefix: str, log: Path, env_extra: dict[str, str]) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "VIGIL_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
-        "VIGIL_REDIS_URL": services.redis_url,
-        "VIGIL_TOPIC_PREFIX": prefix,
-        "VIGIL_WEB_PORT": str(launcher.free_port()),
-        "VIGIL_KAFKA_SESSION_TIMEOUT_S": "6",
-        **env_extra,
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=out
-        )
-
-
-def no_suppression_policy(tmp_path: Path) -> Path:
-    """Every change of alert state then implies a published alert, which the test checks."""
-    raw = yaml.safe_load(DEFAULT_POLICY.read_text())
-    raw["suppress_minutes"] = 0
-    raw["clear_dwell_minutes"] = 10
-    path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def by_patient(events: list[dict]) -> dict[str, list[VitalsSample]]:
-    logs: dict[str, list[VitalsSample]] = defaultdict(list)
-    for e in events:
-        logs[e["patient_id"]].append(VitalsSample.from_event(VitalsObservation.model_validate(e)))
-    return logs
-
-
-def read_features(redis_url: str, namespace: str, patients: list[str]) -> dict:
-    async def run() -> dict:
-        client = aioredis.Redis.from_url(redis_url)
-        try:
-            return await FeatureStore(client, namespace).read_features(patients)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(run())
-
-
-def assert_features_match(redis_url: str, namespace: str, events: list[dict]) -> int:
-    logs = by_patient(events)
-    stored = read_features(redis_url, namespace, sorted(logs))
-    client = redis.Redis.from_url(redis_url)
-    for pid, log in logs.items():
-        as_of, expected, news2_inputs = reference.compute(log)
-        pf = stored[pid]
-        assert pf.as_of_us == as_of, pid
-        for name in FEATURE_NAMES:
-            got, want = pf.features[name], expected[name]
-            assert (got is None and want is None) or math.isclose(
-                got, want, rel_tol=1e-6, abs_tol=1e-9
-            ), (pid, name, got, want)
-        assert pf.news2_inputs == news2_inputs
-        # every event reflected exactly once
-        meta = client.hgetall(f"{namespace}p:{{{pid}}}:meta")
-        assert int(meta[b"accepted"]) == len({s.event_id for s in log}), pid
-    client.close()
-    return len(logs)
 
 
 def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_path) -> None:
@@ -121,7 +41,7 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
 
     # first worker creates the topics; then the whole stream goes in at once
     first = start_worker(services, prefix, log, env)
-    wait_for(lambda: _topic_exists(services.kafka_bootstrap, f"{prefix}vitals.v1"), 60)
+    wait_for(lambda: topic_exists(services.kafka_bootstrap, f"{prefix}vitals.v1"), 60)
     produce(
         services.kafka_bootstrap,
         f"{prefix}vitals.v1",
@@ -176,16 +96,6 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
     assert kills == 3 and unique
 
 
-def _topic_exists(bootstrap: str, topic: str) -> bool:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        return topic in consumer.topics()
-    finally:
-        consumer.close()
-
-
 def test_features_are_rebuilt_from_kafka_after_redis_is_wiped(services, tmp_path) -> None:
     prefix = f"r{uuid.uuid4().hex[:8]}."
     namespace = f"vigil:{prefix}"
@@ -198,7 +108,7 @@ def test_features_are_rebuilt_from_kafka_after_redis_is_wiped(services, tmp_path
     }
     proc = start_worker(services, prefix, tmp_path / "worker.log", {})
     try:
-        wait_for(lambda: _topic_exists(services.kafka_bootstrap, f"{prefix}vitals.v1"), 60)
+        wait_for(lambda: topic_exists(services.kafka_bootstrap, f"{prefix}vitals.v1"), 60)
         produce(
             services.kafka_bootstrap,
             f"{prefix}vitals.v1",
