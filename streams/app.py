@@ -28,7 +28,7 @@ import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaClient, AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from faust.types import EventT
+from faust.types import TP, EventT
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -241,6 +241,15 @@ class Worker:
         out.labels(self.settings.topic(topics.DEAD_LETTER)).inc(len(result.dead))
         for letter in result.dead:
             self.metrics.dead_letters.labels(topic, letter.error.type).inc()
+        last: dict[int, int] = {}
+        for record in records:
+            last[record.partition] = max(record.offset, last.get(record.partition, -1))
+        for partition, offset in last.items():
+            highwater = self.app.consumer.highwater(TP(topic, partition))
+            if highwater is not None:
+                self.metrics.consumer_lag.labels(topic, str(partition)).set(
+                    max(0, highwater - offset - 1)
+                )
 
     async def health(self) -> dict[str, bool]:
         return {"redis": await self._redis_ok(), "kafka": await self._kafka_ok()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -37,6 +37,19 @@ class Metrics:
         self.alerts_suppressed = Counter(
             "vigil_alerts_suppressed",
             "Raised alerts not sent: same level alerted within the suppression window",
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "vigil_consumer_lag",
+            "Records behind the partition's high watermark after the last processed batch",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.model_seconds = Histogram(
+            "vigil_model_seconds",
+            "Time to score one batch's patients, by model",
+            ["model"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=self.registry,
         )
         self.batch_seconds = Histogram(

@@ -6,6 +6,7 @@ Kept free of Faust so it reads top to bottom and tests can drive it directly; th
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from features.samples import VitalsSample, to_us
 from features.store import FeatureStore, ScoreUpdate
+from models import news2_fallback
 from streams.alerts import AlertPolicy, AlertState, decide
 from streams.deadletters import RawRecord, Rejected, dead_letter
 from streams.events import DeadLetter, RiskScore, VitalsObservation
@@ -82,6 +84,7 @@ class VitalsPipeline:
         features = await self.store.apply_vitals(by_patient)
         scored_at = datetime.now(UTC)
         scored_us = to_us(scored_at)
+        started = time.perf_counter()
         updates = []
         for patient_id, pf in features.items():
             self.metrics.duplicates.inc(pf.duplicates)
@@ -114,6 +117,9 @@ class VitalsPipeline:
                     alert_outbox=orjson.dumps(outbox) if outbox else None,
                 )
             )
+        self.metrics.model_seconds.labels(news2_fallback.VERSION).observe(
+            time.perf_counter() - started
+        )
         # Effect 2: the scores, the API snapshot and the alert decisions, with the alerts
         # to publish kept in an outbox until the broker has them (see streams/app.py).
         await self.store.save_scores(updates)

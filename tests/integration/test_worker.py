@@ -115,6 +115,8 @@ def test_vitals_are_scored_with_news2_and_features(worker: WorkerProcess) -> Non
     metrics = worker.get("/metrics").text
     assert f'vigil_events_in_total{{topic="{worker.topic("vitals.v1")}"}}' in metrics
     assert "vigil_batch_processing_seconds_bucket" in metrics
+    assert 'vigil_consumer_lag{partition="' in metrics
+    assert 'vigil_model_seconds_count{model="news2-fallback-1"}' in metrics
     assert worker.get("/health").json() == {"status": "ok"}
 
 
@@ -180,6 +182,10 @@ def test_bad_input_goes_to_dead_letter_and_processing_goes_on(worker: WorkerProc
         lambda values: any(v["trigger"]["event_id"] == good["event_id"] for v in values),
     )
     assert any(v["patient_id"] == pid for v in scores)
+    metrics = worker.get("/metrics").text
+    vitals = worker.topic("vitals.v1")
+    for reason in ("invalid_json", "not_utf8", "too_large", "validation"):
+        assert f'vigil_dead_letters_total{{reason="{reason}",topic="{vitals}"}}' in metrics
     assert worker.get("/health").status_code == 200
 
 
