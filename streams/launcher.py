@@ -104,6 +104,23 @@ class ServiceProcess:
     port: int
     data_dir: str
     log: str
+    argv: list[str]
+    """The command that runs it: `restart` runs it again on the same port and data."""
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        if self.name == "kafka":
+            wait_for_kafka(f"127.0.0.1:{self.port}", timeout_s, pid=self.pid, log=Path(self.log))
+        else:
+            wait_for_redis(f"redis://127.0.0.1:{self.port}/0", timeout_s)
+
+    def kill(self, hard: bool = False) -> None:
+        """Stop it (SIGKILL at once when `hard`, as a crash would), keeping its data."""
+        _kill_group(self.pid, grace_s=0 if hard else 10.0)
+
+    def restart(self) -> None:
+        """Start it again from its data (a broker or Redis coming back after a failure)."""
+        self.pid = _spawn(self.argv, Path(self.log))
+        self.wait_ready()
 
 
 @dataclass
@@ -159,10 +176,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _kill_group(pid: int, grace_s: float = 10.0) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    """SIGTERM the process group, SIGKILL after `grace_s` (at once when it is 0)."""
+    if grace_s > 0:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         if not _pid_alive(pid):
@@ -247,12 +266,12 @@ def start_kafka(work: Path, timeout_s: float = 90.0) -> ServiceProcess:
     )
     if fmt.returncode != 0:
         raise ServiceError(f"Kafka storage format failed: {fmt.stderr.strip()[-300:]}")
-    pid = _spawn([*jvm, "kafka.Kafka", str(props)], log)
-    proc = ServiceProcess("kafka", pid, port, str(data), str(log))
+    argv = [*jvm, "kafka.Kafka", str(props)]
+    proc = ServiceProcess("kafka", _spawn(argv, log), port, str(data), str(log), argv)
     try:
-        wait_for_kafka(f"127.0.0.1:{port}", timeout_s, pid=pid, log=log)
+        proc.wait_ready(timeout_s)
     except ServiceError:
-        _kill_group(pid)
+        proc.kill(hard=True)
         raise
     return proc
 
@@ -312,17 +331,18 @@ def start_redis(work: Path, timeout_s: float = 20.0, appendonly: bool = False) -
         "",
         "--appendonly",
         "yes" if appendonly else "no",
+        "--appendfsync",
+        "always",
         "--daemonize",
         "no",
         "--protected-mode",
         "yes",
     ]
-    pid = _spawn(cmd, log)
-    proc = ServiceProcess("redis", pid, port, str(data), str(log))
+    proc = ServiceProcess("redis", _spawn(cmd, log), port, str(data), str(log), cmd)
     try:
-        wait_for_redis(f"redis://127.0.0.1:{port}/0", timeout_s)
+        proc.wait_ready(timeout_s)
     except ServiceError:
-        _kill_group(pid)
+        proc.kill(hard=True)
         raise
     return proc
 
@@ -346,10 +366,10 @@ def wait_for_redis(url: str, timeout_s: float) -> None:
     raise ServiceError(f"Redis at {url} did not answer within {timeout_s:.0f}s ({last})")
 
 
-def start(work: Path) -> LocalServices:
+def start(work: Path, redis_appendonly: bool = False) -> LocalServices:
     """Start Redis and Kafka under `work`; on any failure nothing is left running."""
     work.mkdir(parents=True, exist_ok=True)
-    redis_proc = start_redis(work)
+    redis_proc = start_redis(work, appendonly=redis_appendonly)
     try:
         kafka_proc = start_kafka(work)
     except BaseException:

@@ -1,0 +1,62 @@
+"""The Kafka broker and Redis (AOF on) crash and come back mid-stream: the worker recovers
+by itself and the features equal the reference recomputation."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from types import SimpleNamespace
+
+import orjson
+import pytest
+
+from streams import launcher
+from tests.chaos.common import assert_features_match, start_worker, topic_exists, ward_events
+from tests.helpers import group_caught_up, produce, wait_for
+
+pytestmark = pytest.mark.services
+
+
+def test_worker_rides_out_broker_and_redis_restarts(tmp_path) -> None:
+    try:
+        local = launcher.start(tmp_path / "services", redis_appendonly=True)
+    except launcher.ServiceError as exc:
+        pytest.fail(f"this test runs its own Kafka and Redis and could not start them: {exc}")
+    services = SimpleNamespace(kafka_bootstrap=local.kafka_bootstrap, redis_url=local.redis_url)
+    prefix = f"x{uuid.uuid4().hex[:8]}."
+    group, topic = f"{prefix}vigil-worker", f"{prefix}vitals.v1"
+    events = ward_events(10_000, seed=13)
+    worker = start_worker(services, prefix, tmp_path / "worker.log", {})
+    try:
+        wait_for(lambda: topic_exists(local.kafka_bootstrap, topic), 60)
+        half = len(events) // 2
+        records = [(e["patient_id"].encode(), orjson.dumps(e)) for e in events]
+        produce(local.kafka_bootstrap, topic, records[:half])
+        time.sleep(1.5)
+        busy = [not group_caught_up(local.kafka_bootstrap, group, topic)]
+        t0 = time.monotonic()
+        local.kafka.kill(hard=True)
+        time.sleep(3)
+        local.kafka.restart()
+        kafka_down_s = time.monotonic() - t0
+        produce(local.kafka_bootstrap, topic, records[half:])
+        time.sleep(1.5)
+        busy.append(not group_caught_up(local.kafka_bootstrap, group, topic))
+        t0 = time.monotonic()
+        local.redis.kill(hard=True)
+        time.sleep(2)
+        local.redis.restart()
+        redis_down_s = time.monotonic() - t0
+        wait_for(lambda: group_caught_up(local.kafka_bootstrap, group, topic), 300, 1)
+        assert worker.poll() is None, "the worker died instead of recovering"
+        assert busy == [True, True], f"a failure landed when nothing was in flight: {busy}"
+        patients = assert_features_match(local.redis_url, f"vigil:{prefix}", events)
+    finally:
+        if worker.poll() is None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        local.stop()
+    print(
+        f"\nRestarts: {len(events)} events, {patients} patients; Kafka down {kafka_down_s:.1f}s, "
+        f"Redis down {redis_down_s:.1f}s; worker recovered, features equal the reference"
+    )
