@@ -266,8 +266,14 @@ def start_kafka(work: Path, timeout_s: float = 90.0) -> ServiceProcess:
     )
     if fmt.returncode != 0:
         raise ServiceError(f"Kafka storage format failed: {fmt.stderr.strip()[-300:]}")
-    argv = [*jvm, "kafka.Kafka", str(props)]
-    proc = ServiceProcess("kafka", _spawn(argv, log), port, str(data), str(log), argv)
+    return _launch("kafka", [*jvm, "kafka.Kafka", str(props)], port, data, log, timeout_s)
+
+
+def _launch(
+    name: str, argv: list[str], port: int, data: Path, log: Path, timeout_s: float
+) -> ServiceProcess:
+    """Spawn and wait until it answers; on failure nothing is left running."""
+    proc = ServiceProcess(name, _spawn(argv, log), port, str(data), str(log), argv)
     try:
         proc.wait_ready(timeout_s)
     except ServiceError:
@@ -338,13 +344,7 @@ def start_redis(work: Path, timeout_s: float = 20.0, appendonly: bool = False) -
         "--protected-mode",
         "yes",
     ]
-    proc = ServiceProcess("redis", _spawn(cmd, log), port, str(data), str(log), cmd)
-    try:
-        proc.wait_ready(timeout_s)
-    except ServiceError:
-        proc.kill(hard=True)
-        raise
-    return proc
+    return _launch("redis", cmd, port, data, log, timeout_s)
 
 
 def wait_for_redis(url: str, timeout_s: float) -> None:

@@ -36,6 +36,7 @@ def ensure_topics(settings: Settings) -> list[str]:
     but input topics whose partition counts differ are refused: they would split one
     patient's events across workers."""
     from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
 
     from streams.kafka import admin_client
 
@@ -43,16 +44,22 @@ def ensure_topics(settings: Settings) -> list[str]:
     admin = admin_client(settings)
     try:
         existing = set(admin.list_topics())
-        missing = [s for s in specs if s.name not in existing]
-        if missing:
-            admin.create_topics(
-                [NewTopic(s.name, s.partitions, settings.topic_replication) for s in missing]
-            )
+        created = []
+        for spec in specs:
+            if spec.name in existing:
+                continue
+            try:
+                admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, settings.topic_replication)]
+                )
+                created.append(spec)
+            except TopicAlreadyExistsError:
+                pass  # another worker starting at the same moment created it
         inputs = [settings.topic(t) for t in INPUTS]
         described = admin.describe_topics(inputs)
         counts = {d["name"]: len(d["partitions"]) for d in described}
         if len(set(counts.values())) > 1:
             raise RuntimeError(f"input topics are not co-partitioned: {counts}")
-        return [s.name for s in missing]
+        return [s.name for s in created]
     finally:
         admin.close()

@@ -17,21 +17,13 @@ from pathlib import Path
 import pytest
 
 from streams import launcher
-from tests.helpers import WorkerProcess
-
-REQUIRE_SERVICES = os.environ.get("VIGIL_REQUIRE_SERVICES") == "1"
+from tests.helpers import WorkerProcess, unavailable
 
 
 @dataclass(frozen=True)
 class Services:
     kafka_bootstrap: str
     redis_url: str
-
-
-def _unavailable(reason: str) -> None:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"service unavailable and VIGIL_REQUIRE_SERVICES=1: {reason}")
-    pytest.skip(f"service unavailable: {reason}")
 
 
 def _docker_available() -> bool:
@@ -55,7 +47,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             launcher.wait_for_kafka(bootstrap, timeout_s=30)
             launcher.wait_for_redis(redis_url, timeout_s=10)
         except launcher.ServiceError as exc:
-            _unavailable(str(exc))
+            unavailable(str(exc))
         yield Services(bootstrap, redis_url)
         return
     if _docker_available():
@@ -72,7 +64,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     try:
         local = launcher.start(tmp_path_factory.mktemp("services"))
     except launcher.ServiceError as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))
     try:
         yield Services(local.kafka_bootstrap, local.redis_url)
     finally:

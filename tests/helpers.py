@@ -10,13 +10,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import httpx
 import orjson
+import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from streams import launcher
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test whose service is missing, except in CI (VIGIL_REQUIRE_SERVICES=1): fail."""
+    if os.environ.get("VIGIL_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"service unavailable and VIGIL_REQUIRE_SERVICES=1: {reason}")
+    pytest.skip(f"service unavailable: {reason}")  # only without VIGIL_REQUIRE_SERVICES=1
 
 
 class HasServices(Protocol):
