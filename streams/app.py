@@ -2,13 +2,17 @@
 
 Order of effects for every consumed batch (the checkpoint order, as in Quix Streams):
   1. validate; invalid records become dead letters,
-  2. Redis: de-duplicate by event_id and update features (one pipelined round trip),
-  3. score, and store the API snapshot in Redis,
-  4. produce risk scores and dead letters, and wait for the broker's acknowledgements,
+  2. Redis: de-duplicate by event_id and update features, reading the alert state in the
+     same call (one pipelined round trip),
+  3. score and decide alerts; store the scores, the API snapshot and the alert state with
+     an outbox of the alerts still to publish (one pipelined round trip),
+  4. produce scores, alerts and dead letters and wait for the broker's acknowledgements,
+     then empty the outboxes,
   5. only then hand the batch back to Faust, which acks it; offsets are committed after.
-A crash anywhere before 5 redelivers the batch, and steps 2-3 are idempotent, so nothing
-is lost and state is not double-counted; a redelivered batch republishes its scores,
-which are snapshots that consumers may see twice.
+A crash anywhere before 5 redelivers the batch; step 2 is idempotent and step 3 finds the
+undelivered alerts in the outbox, so nothing is lost and nothing is double-counted. A
+redelivered batch republishes its scores (snapshots, which consumers may see twice) and
+its alerts with the same alert_id (which consumers de-duplicate).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The vitals path of one consumed batch: validate → Redis features → score.
 
 Kept free of Faust so it reads top to bottom and tests can drive it directly; the agent
-(`streams/agents.py`) publishes what it returns and only then lets Faust ack the batch.
+(`streams/app.py`) publishes what it returns and only then lets Faust ack the batch.
 """
 
 from __future__ import annotations
