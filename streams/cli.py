@@ -47,7 +47,20 @@ def _require_services(settings: Settings, redis: bool = True) -> None:
 
 @dev.command("up")
 def dev_up() -> None:
-    """Start Kafka and Redis if not running; print their export lines. Idempotent."""
+    """Start Kafka and Redis unless configured ones answer; print the export lines."""
+    bootstrap, redis_url = (
+        os.environ.get("VIGIL_KAFKA_BOOTSTRAP"),
+        os.environ.get("VIGIL_REDIS_URL"),
+    )
+    if bootstrap and redis_url:
+        try:
+            launcher.wait_for_kafka(bootstrap, timeout_s=3)
+            launcher.wait_for_redis(redis_url, timeout_s=2)
+            err.print("# configured Kafka and Redis answer; starting nothing", highlight=False)
+            print(f"export VIGIL_KAFKA_BOOTSTRAP={bootstrap}\nexport VIGIL_REDIS_URL={redis_url}")
+            return
+        except launcher.ServiceError:
+            err.print("# configured services do not answer; starting local ones", highlight=False)
     try:
         t0 = time.monotonic()
         services, started = launcher.dev_up()

@@ -49,6 +49,17 @@ def test_dev_up_twice_then_down_leaves_nothing(tmp_path: Path) -> None:
 
         status = vigil("dev", "status", env=env)
         assert status.returncode == 0 and ports(status.stdout) == (kafka_port, redis_port)
+
+        configured = {
+            **env,
+            "VIGIL_DEV_DIR": str(tmp_path / "other"),
+            "VIGIL_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+            "VIGIL_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        }
+        reuse = vigil("dev", "up", env=configured)
+        assert reuse.returncode == 0 and "starting nothing" in reuse.stderr
+        assert ports(reuse.stdout) == (kafka_port, redis_port)
+        assert not (tmp_path / "other" / "services.json").exists()
     finally:
         down = vigil("dev", "down", env=env)
     assert down.returncode == 0, down.stderr
