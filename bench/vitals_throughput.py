@@ -1,12 +1,13 @@
-"""Sustained vitals throughput of one worker against a raw Kafka pass-through, in one run.
+"""Sustained vitals throughput of one worker against raw Kafka and bare Faust, in one run.
 
     python -m bench.vitals_throughput --events 30000
 
 Both sides read the same pre-loaded topic (12 partitions, simulated ward events) from the
 same local broker: the baseline is an aiokafka consumer that produces every record to
 another topic and waits for the acks (the ceiling for any consume-produce service here);
+the bare-Faust ceiling is a parse-only agent with the same batching (`bench/bare_faust.py`);
 Vigil is a real `vigil worker` process doing the whole vitals path. Prints JSON and a
-table; the ratio is the number to compare across machines.
+table; the ratios are the numbers to compare across machines.
 """
 
 from __future__ import annotations
@@ -82,6 +83,29 @@ async def passthrough(bootstrap: str, source: str, sink: str, n: int) -> float:
         await producer.stop()
 
 
+def bare_faust(bootstrap: str, topic: str, n: int, log: Path) -> float:
+    """Seconds for a parse-only Faust agent to consume n records, from its first batch."""
+    env = {**os.environ, "VIGIL_KAFKA_BOOTSTRAP": bootstrap}
+    with log.open("ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.bare_faust", topic],
+            env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+        )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        first: tuple[float, int] | None = None
+        for line in proc.stdout:
+            _, count, at = line.split()
+            if first is None:
+                first = (float(at), int(count))
+            if int(count) >= n:
+                return (float(at) - first[0]) * n / (n - first[1])
+        raise RuntimeError(f"bare Faust agent exited early: {log.read_text()[-1500:]}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def consumed(url: str, topic: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=5).text
     match = re.search(rf'^vigil_events_in_total{{topic="{re.escape(topic)}"}} (\S+)$', text, re.M)
@@ -153,6 +177,7 @@ def main() -> None:
 
         baseline_s = asyncio.run(passthrough(bootstrap, source, sink, args.events))
         log = Path(tempfile.gettempdir()) / f"{prefix}worker.log"
+        faust_s = bare_faust(bootstrap, source, args.events, log)
         vigil_s = vigil_worker(bootstrap, redis_url, prefix, args.events, log)
     finally:
         if local is not None:
@@ -162,8 +187,10 @@ def main() -> None:
         "events": args.events,
         "patients": args.patients,
         "baseline_passthrough_events_per_s": round(args.events / baseline_s),
+        "bare_faust_events_per_s": round(args.events / faust_s),
         "vigil_worker_events_per_s": round(args.events / vigil_s),
         "ratio_vigil_to_passthrough": round(baseline_s / vigil_s, 3),
+        "ratio_vigil_to_bare_faust": round(faust_s / vigil_s, 3),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "kafka": launcher.KAFKA_VERSION,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -171,8 +198,10 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     print("\n| path | events/s |\n| --- | --- |")
     print(f"| raw aiokafka pass-through | {result['baseline_passthrough_events_per_s']} |")
+    print(f"| bare Faust agent (parse only) | {result['bare_faust_events_per_s']} |")
     print(f"| vigil worker (vitals path) | {result['vigil_worker_events_per_s']} |")
-    print(f"| ratio | {result['ratio_vigil_to_passthrough']} |")
+    print(f"| Vigil / pass-through | {result['ratio_vigil_to_passthrough']} |")
+    print(f"| Vigil / bare Faust | {result['ratio_vigil_to_bare_faust']} |")
 
 
 if __name__ == "__main__":
