@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from streams.settings import Settings
@@ -56,8 +57,12 @@ def ensure_topics(settings: Settings) -> list[str]:
             except TopicAlreadyExistsError:
                 pass  # another worker starting at the same moment created it
         inputs = [settings.topic(t) for t in INPUTS]
-        described = admin.describe_topics(inputs)
-        counts = {d["name"]: len(d["partitions"]) for d in described}
+        deadline = time.monotonic() + 15
+        while True:  # a topic just created may show no partitions for a moment
+            counts = {d["name"]: len(d["partitions"]) for d in admin.describe_topics(inputs)}
+            if all(counts.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         if len(set(counts.values())) > 1:
             raise RuntimeError(f"input topics are not co-partitioned: {counts}")
         return [s.name for s in created]
