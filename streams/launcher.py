@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 KAFKA_VERSION = "3.9.1"
@@ -104,8 +104,9 @@ class ServiceProcess:
     port: int
     data_dir: str
     log: str
-    argv: list[str]
-    """The command that runs it: `restart` runs it again on the same port and data."""
+    argv: list[str] = field(default_factory=list)
+    """The command that runs it: `restart` runs it again on the same port and data (empty
+    in state written by an older Vigil, which `dev down` can still stop)."""
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         if self.name == "kafka":
