@@ -21,6 +21,7 @@ import asyncio
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -143,13 +144,18 @@ class Worker:
             broker_commit_interval=1.0,
             broker_session_timeout=s.kafka_session_timeout_s,
             broker_heartbeat_interval=min(3.0, s.kafka_session_timeout_s / 3),
-            producer_acks=-1,
-            producer_linger_ms=2,
-            producer_max_request_size=4 * 1024 * 1024,
             web_enabled=True,
             web_port=s.web_port,
         )
-        self.vitals_topic = self._topic(app, topics.VITALS)
+        # Outbound records go through `Outbound`, so Faust's own producer only serves its
+        # internal topics.
+        self.vitals_topic = app.topic(
+            s.topic(topics.VITALS),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=s.topic_partitions,
+            internal=False,
+        )
         self.outbound = Outbound(s, loop=app.loop)
         app.add_dependency(self.outbound)
 
@@ -161,15 +167,6 @@ class Worker:
         api = build_api(self.store, self.metrics, self.health, s.api_token)
         app.web_server(WebServer(api, s.web_host, s.web_port, loop=app.loop))
         return app
-
-    def _topic(self, app: faust.App, name: str) -> faust.TopicT:
-        return app.topic(
-            self.settings.topic(name),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=self.settings.topic_partitions,
-            internal=False,
-        )
 
     async def handle_vitals(self, events: Sequence[EventT]) -> None:
         topic = self.settings.topic(topics.VITALS)
@@ -207,29 +204,26 @@ class Worker:
         then empty the alert outboxes (a crash before that re-publishes the same alerts,
         with the same alert_id, on the patient's next batch)."""
         t = self.settings.topic
+        alerts = [(a, orjson.dumps(a)) for a in result.alerts]
         out: list[tuple[str, bytes | None, bytes]] = [
             (t(topics.SCORES), s.patient_id.encode(), encode(s)) for s in result.scores
         ]
-        out += [
-            (t(topics.ALERTS), a["patient_id"].encode(), orjson.dumps(a)) for a in result.alerts
-        ]
+        out += [(t(topics.ALERTS), a["patient_id"].encode(), raw) for a, raw in alerts]
         out += [
             (t(topics.DEAD_LETTER), r.key.encode() if r.key else None, encode(r))
             for r in result.dead
         ]
         await self.outbound.send_all(out)
-        if result.alerts:
+        for topic, count in Counter(topic for topic, _, _ in out).items():
+            self.metrics.events_out.labels(topic).inc(count)
+        if alerts:
             await self.store.alerts_published(
                 [
-                    (
-                        a["patient_id"],
-                        to_us(datetime.fromisoformat(a["raised_at"])),
-                        orjson.dumps(a),
-                    )
-                    for a in result.alerts
+                    (a["patient_id"], to_us(datetime.fromisoformat(a["raised_at"])), raw)
+                    for a, raw in alerts
                 ]
             )
-            for a in result.alerts:
+            for a, _ in alerts:
                 self.metrics.alerts.labels(a["level"], a["kind"]).inc()
 
     def _observe(
@@ -240,9 +234,6 @@ class Worker:
         for record in records:
             if record.timestamp_ms:
                 self.metrics.event_latency.labels(topic).observe(now - record.timestamp_ms / 1000)
-        out = self.metrics.events_out
-        out.labels(self.settings.topic(topics.SCORES)).inc(len(result.scores))
-        out.labels(self.settings.topic(topics.DEAD_LETTER)).inc(len(result.dead))
         for letter in result.dead:
             self.metrics.dead_letters.labels(topic, letter.error.type).inc()
         last: dict[int, int] = {}

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import orjson
 import typer
@@ -45,22 +45,33 @@ def _require_services(settings: Settings, redis: bool = True) -> None:
         _fail(f"{exc} (run `vigil dev up` and its export lines, or set VIGIL_KAFKA_BOOTSTRAP)")
 
 
+def _follow(settings: Settings, names: list[str], from_beginning: bool) -> Any:
+    """A group-less consumer of these topics for a terminal view (commits nothing)."""
+    _require_services(settings, redis=False)
+    from kafka import KafkaConsumer
+
+    from streams.kafka import client_options
+
+    return KafkaConsumer(
+        *(settings.topic(name) for name in names),
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+        **client_options(settings),
+    )
+
+
 @dev.command("up")
 def dev_up() -> None:
     """Start Kafka and Redis unless configured ones answer; print the export lines."""
-    bootstrap, redis_url = (
-        os.environ.get("VIGIL_KAFKA_BOOTSTRAP"),
-        os.environ.get("VIGIL_REDIS_URL"),
-    )
-    if bootstrap and redis_url:
-        try:
-            launcher.wait_for_kafka(bootstrap, timeout_s=3)
-            launcher.wait_for_redis(redis_url, timeout_s=2)
-            err.print("# configured Kafka and Redis answer; starting nothing", highlight=False)
-            print(f"export VIGIL_KAFKA_BOOTSTRAP={bootstrap}\nexport VIGIL_REDIS_URL={redis_url}")
-            return
-        except launcher.ServiceError:
-            err.print("# configured services do not answer; starting local ones", highlight=False)
+    try:
+        found = launcher.configured(timeout_s=3)
+    except launcher.ServiceError:
+        found = None
+        err.print("# configured services do not answer; starting local ones", highlight=False)
+    if found is not None:
+        err.print("# configured Kafka and Redis answer; starting nothing", highlight=False)
+        print(launcher.exports(*found))
+        return
     try:
         t0 = time.monotonic()
         services, started = launcher.dev_up()
@@ -197,19 +208,8 @@ def scores_tail(
 ) -> None:
     """Follow risk-scores.v1 as a live ward table, with the latest alerts below it."""
     settings = Settings()
-    _require_services(settings, redis=False)
-    from kafka import KafkaConsumer
-
-    from streams.kafka import client_options
-
     scores_topic = settings.topic(topics.SCORES)
-    consumer = KafkaConsumer(
-        scores_topic,
-        settings.topic(topics.ALERTS),
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        enable_auto_commit=False,
-        **client_options(settings),
-    )
+    consumer = _follow(settings, [topics.SCORES, topics.ALERTS], from_beginning)
     latest: dict[str, dict] = {}
     recent_alerts: dict[str, dict] = {}
     seen, t0 = 0, time.monotonic()
@@ -266,18 +266,7 @@ def alerts_tail(
 
     if level not in LEVELS:
         _fail(f"--level must be one of {', '.join(LEVELS)}")
-    settings = Settings()
-    _require_services(settings, redis=False)
-    from kafka import KafkaConsumer
-
-    from streams.kafka import client_options
-
-    consumer = KafkaConsumer(
-        settings.topic(topics.ALERTS),
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        enable_auto_commit=False,
-        **client_options(settings),
-    )
+    consumer = _follow(Settings(), [topics.ALERTS], from_beginning)
     seen: set[str] = set()
     t0 = time.monotonic()
     try:

@@ -140,10 +140,7 @@ class LocalServices:
         return f"redis://127.0.0.1:{self.redis.port}/0"
 
     def exports(self) -> str:
-        return (
-            f"export VIGIL_KAFKA_BOOTSTRAP={self.kafka_bootstrap}\n"
-            f"export VIGIL_REDIS_URL={self.redis_url}"
-        )
+        return exports(self.kafka_bootstrap, self.redis_url)
 
     def to_json(self) -> str:
         return json.dumps({"kafka": asdict(self.kafka), "redis": asdict(self.redis)})
@@ -377,6 +374,24 @@ def start(work: Path, redis_appendonly: bool = False) -> LocalServices:
         _kill_group(redis_proc.pid)
         raise
     return LocalServices(kafka=kafka_proc, redis=redis_proc)
+
+
+def exports(kafka_bootstrap: str, redis_url: str) -> str:
+    return f"export VIGIL_KAFKA_BOOTSTRAP={kafka_bootstrap}\nexport VIGIL_REDIS_URL={redis_url}"
+
+
+def configured(timeout_s: float) -> tuple[str, str] | None:
+    """(bootstrap, Redis URL) named by VIGIL_KAFKA_BOOTSTRAP and VIGIL_REDIS_URL once both
+    answer; None when they are not both set; ServiceError when set but not answering."""
+    bootstrap, redis_url = (
+        os.environ.get("VIGIL_KAFKA_BOOTSTRAP"),
+        os.environ.get("VIGIL_REDIS_URL"),
+    )
+    if not (bootstrap and redis_url):
+        return None
+    wait_for_kafka(bootstrap, timeout_s)
+    wait_for_redis(redis_url, timeout_s)
+    return bootstrap, redis_url
 
 
 def dev_state_dir() -> Path:

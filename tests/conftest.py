@@ -8,7 +8,6 @@ service that can't be had fails the run instead of skipping it.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,17 +37,12 @@ def _docker_available() -> bool:
 
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    bootstrap, redis_url = (
-        os.environ.get("VIGIL_KAFKA_BOOTSTRAP"),
-        os.environ.get("VIGIL_REDIS_URL"),
-    )
-    if bootstrap and redis_url:
-        try:
-            launcher.wait_for_kafka(bootstrap, timeout_s=30)
-            launcher.wait_for_redis(redis_url, timeout_s=10)
-        except launcher.ServiceError as exc:
-            unavailable(str(exc))
-        yield Services(bootstrap, redis_url)
+    try:
+        found = launcher.configured(timeout_s=30)
+    except launcher.ServiceError as exc:
+        unavailable(str(exc))
+    if found is not None:
+        yield Services(*found)
         return
     if _docker_available():
         from testcontainers.kafka import KafkaContainer

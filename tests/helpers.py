@@ -32,6 +32,29 @@ class HasServices(Protocol):
     redis_url: str
 
 
+def spawn_worker(
+    services: HasServices,
+    prefix: str,
+    port: int,
+    log: Path,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """`vigil worker` as a child process on these services, logging to `log`."""
+    env = {
+        **os.environ,
+        "VIGIL_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+        "VIGIL_REDIS_URL": services.redis_url,
+        "VIGIL_TOPIC_PREFIX": prefix,
+        "VIGIL_WEB_PORT": str(port),
+        "VIGIL_WEB_HOST": "127.0.0.1",
+        **(extra_env or {}),
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=out
+        )
+
+
 @dataclass
 class WorkerProcess:
     proc: subprocess.Popen[bytes]
@@ -53,19 +76,7 @@ class WorkerProcess:
         cls, services: HasServices, prefix: str, log: Path, extra_env: dict[str, str] | None = None
     ) -> Iterator[WorkerProcess]:
         port = launcher.free_port()
-        env = {
-            **os.environ,
-            "VIGIL_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
-            "VIGIL_REDIS_URL": services.redis_url,
-            "VIGIL_TOPIC_PREFIX": prefix,
-            "VIGIL_WEB_PORT": str(port),
-            "VIGIL_WEB_HOST": "127.0.0.1",
-            **(extra_env or {}),
-        }
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=out
-            )
+        proc = spawn_worker(services, prefix, port, log, extra_env)
         worker = cls(proc, prefix, port, services, log)
         try:
             worker.wait_healthy()

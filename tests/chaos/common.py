@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import subprocess
-import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +21,7 @@ from streams import launcher
 from streams.alerts import DEFAULT_POLICY
 from streams.events import VitalsObservation
 from streams.simulator import ward_feed
+from tests.helpers import spawn_worker
 
 PATIENTS = 100
 
@@ -34,20 +33,17 @@ def ward_events(n: int, seed: int) -> list[dict]:
     return [event for event, _ in zip(feed, range(n), strict=False)]
 
 
-def start_worker(services, prefix: str, log: Path, env_extra: dict[str, str]) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "VIGIL_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
-        "VIGIL_REDIS_URL": services.redis_url,
-        "VIGIL_TOPIC_PREFIX": prefix,
-        "VIGIL_WEB_PORT": str(launcher.free_port()),
-        "VIGIL_KAFKA_SESSION_TIMEOUT_S": "6",
-        **env_extra,
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=out
-        )
+def start_worker(
+    services, prefix: str, log: Path, env_extra: dict[str, str], port: int | None = None
+) -> subprocess.Popen:
+    """A worker that a killed peer's partitions reach quickly (6 s session timeout)."""
+    return spawn_worker(
+        services,
+        prefix,
+        port or launcher.free_port(),
+        log,
+        {"VIGIL_KAFKA_SESSION_TIMEOUT_S": "6", **env_extra},
+    )
 
 
 def no_suppression_policy(tmp_path: Path) -> Path:

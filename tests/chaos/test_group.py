@@ -30,7 +30,7 @@ def test_survivor_takes_over_the_partitions_of_a_killed_worker(services, tmp_pat
     half = len(events) // 2
     ports = [launcher.free_port(), launcher.free_port()]
     workers = [
-        start_worker(services, prefix, tmp_path / f"w{i}.log", {"VIGIL_WEB_PORT": str(port)})
+        start_worker(services, prefix, tmp_path / f"w{i}.log", {}, port)
         for i, port in enumerate(ports)
     ]
     try:
