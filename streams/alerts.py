@@ -8,6 +8,7 @@ level), so a re-published alert carries the id it had the first time.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -115,19 +116,59 @@ _LABELS = {
     "heart_rate": ("heart rate", "{:g}/min"),
     "consciousness": ("new confusion or reduced consciousness", "({})"),
     "temperature": ("temperature", "{:g} °C"),
+    "total": ("NEWS2 total", "{:g}"),
+    "spo2_scale": ("SpO2 scale", "{:g}"),
 }
 
 
+_VITALS = {
+    "hr": ("heart rate", "/min"),
+    "rr": ("respiratory rate", "/min"),
+    "spo2": ("SpO2", " %"),
+    "temp": ("temperature", " °C"),
+    "sbp": ("systolic BP", " mmHg"),
+    "dbp": ("diastolic BP", " mmHg"),
+    "map": ("mean arterial pressure", " mmHg"),
+    "shock_index": ("shock index", ""),
+}
+_STATS = {"mean": "mean", "min": "lowest", "max": "highest", "std": "variability"}
+_ROLLING = re.compile(r"^(?P<vital>[a-z0-9_]+?)_(?P<stat>[a-z]+)_(?P<window>\d+h)$")
+_CHANGE = re.compile(r"^(?P<vital>[a-z0-9_]+?)_(?P<stat>[a-z]+)_(?P<window>\d+h)_vs_mean_24h$")
+
+
 def _driver(feature: str, value: object) -> str:
+    """A contributor as a nurse reads it: "heart rate 22/min above its 24 h mean"."""
     name = feature.removeprefix("news2_")
+    if name == "supplemental_o2" and not value:
+        return "on room air"
+    if name == "consciousness" and value == "A":
+        return "alert (AVPU A)"
     if name in _LABELS:
         label, fmt = _LABELS[name]
         return f"{label} {fmt.format(value)}".strip() if fmt else label
-    return f"{feature.replace('_', ' ')} {value:g}" if isinstance(value, float) else feature
+    if isinstance(value, float):
+        if (m := _CHANGE.match(feature)) and m["vital"] in _VITALS:
+            label, unit = _VITALS[m["vital"]]
+            side = "above" if value >= 0 else "below"
+            recent = "latest" if m["stat"] == "last" else f"{m['window']} mean"
+            return f"{label} {recent} {abs(value):.3g}{unit} {side} its 24 h mean"
+        if (m := _ROLLING.match(feature)) and m["vital"] in _VITALS:
+            label, unit = _VITALS[m["vital"]]
+            stat, window = m["stat"], m["window"]
+            if stat == "slope":
+                return f"{label} trend over {window} {value:+.3g}{unit} per hour"
+            if stat == "count":
+                return f"{label} {value:g} readings in {window}"
+            if stat == "last":
+                return f"{label} {value:.3g}{unit}"
+            return f"{label} {window} {_STATS[stat]} {value:.3g}{'' if stat == 'std' else unit}"
+        return f"{feature.replace('_', ' ')} {value:g}"
+    return feature
 
 
 def reason(risk: RiskScore) -> str:
-    drivers = [_driver(c.feature, c.value) for c in risk.contributors[:3]]
+    """The score and the three contributors that raise it most."""
+    drivers = [_driver(c.feature, c.value) for c in risk.contributors if c.contribution > 0][:3]
     head = f"NEWS2 {risk.news2.total} ({risk.news2.band}), risk {risk.scores.fused or 0:.2f}"
     return f"{head}: {', '.join(drivers)}." if drivers else f"{head}."
 

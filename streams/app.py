@@ -45,7 +45,7 @@ from streams.deadletters import RawRecord, dead_letter
 from streams.kafka import aiokafka_options, faust_credentials
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.vitals import BatchResult, VitalsPipeline, encode
+from streams.vitals import BatchResult, VitalsPipeline, encode, vitals_slot
 from streams.web import WebServer, build_api
 
 log = logging.getLogger("vigil.worker")
@@ -120,8 +120,15 @@ class Worker:
             history_h=settings.history_h,
         )
         self.policy = AlertPolicy.load(settings.alert_policy)
+        self.models = vitals_slot(settings)
+        self.models.refresh(force=True)
         self.vitals = VitalsPipeline(
-            self.store, self.metrics, settings.max_message_bytes, self.policy, settings.topic_prefix
+            self.store,
+            self.metrics,
+            settings.max_message_bytes,
+            self.policy,
+            settings.topic_prefix,
+            self.models,
         )
         self.app = self._build_app()
         self._kafka_probe: AIOKafkaClient | None = None

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NoReturn
 
 import orjson
@@ -27,6 +28,10 @@ app.add_typer(dev, name="dev")
 alerts = typer.Typer(help="Follow the risk-alerts topic.")
 app.add_typer(scores, name="scores")
 app.add_typer(alerts, name="alerts")
+cohort = typer.Typer(help="Labelled cohorts on disk: simulate, import, replay into Kafka.")
+app.add_typer(cohort, name="cohort")
+train = typer.Typer(help="Train a model into VIGIL_MODEL_DIR.")
+app.add_typer(train, name="train")
 console = Console()
 err = Console(stderr=True)
 
@@ -177,6 +182,159 @@ def simulate(
     err.print(f"# done: {sent} events in {time.monotonic() - t0:.1f}s", highlight=False)
 
 
+@cohort.command("simulate")
+def cohort_simulate(
+    out: Path = typer.Argument(..., help="directory to write (vitals.jsonl, outcomes.jsonl)"),
+    patients: int = typer.Option(400, min=1),
+    days: float = typer.Option(3.0, min=0.1),
+    seed: int = typer.Option(0),
+) -> None:
+    """Write a labelled simulated cohort, reproducible from the seed."""
+    from models import cohort as cohort_sim
+
+    started = time.monotonic()
+    info = cohort_sim.write(cohort_sim.CohortSpec(patients=patients, days=days, seed=seed), out)
+    err.print(
+        f"# {info['patients']} patients, {info['vitals_events']} vitals events, "
+        f"{info['deterioration_events']} deterioration events in {out} "
+        f"({time.monotonic() - started:.1f}s)",
+        highlight=False,
+    )
+
+
+@cohort.command("physionet")
+def cohort_physionet(
+    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of .psv files"),
+    out: Path = typer.Argument(..., help="directory to write"),
+) -> None:
+    """Convert PhysioNet/CinC 2019 sepsis challenge files into a Vigil cohort."""
+    from models import physionet
+
+    try:
+        info = physionet.convert(folder, out)
+    except ValueError as exc:
+        _fail(str(exc))
+    err.print(
+        f"# {info['patients']} patients, {info['vitals_events']} vitals events, "
+        f"{info['deterioration_events']} sepsis onsets in {out}",
+        highlight=False,
+    )
+
+
+@cohort.command("replay")
+def cohort_replay(
+    directory: Path = typer.Argument(..., exists=True, file_okay=False),
+    rate: float = typer.Option(0.0, min=0, help="events per second (0 = as fast as possible)"),
+) -> None:
+    """Publish a cohort's vitals log to vitals.v1, keyed by patient, in log order."""
+    settings = Settings()
+    _require_services(settings, redis=False)
+    from kafka import KafkaProducer
+
+    from models.eventlog import iter_vitals_lines
+    from streams.kafka import client_options
+
+    topics.ensure_topics(settings)
+    producer = KafkaProducer(acks="all", linger_ms=20, **client_options(settings))
+    topic = settings.topic(topics.VITALS)
+    sent, t0 = 0, time.monotonic()
+    try:
+        for line in iter_vitals_lines(directory):
+            producer.send(topic, key=orjson.loads(line)["patient_id"].encode(), value=line)
+            sent += 1
+            ahead = sent / rate - (time.monotonic() - t0) if rate else 0
+            if ahead > 0:
+                time.sleep(ahead)
+    finally:
+        producer.flush()
+        producer.close()
+    err.print(f"# {sent} events sent in {time.monotonic() - t0:.1f}s", highlight=False)
+
+
+def _training_cohort(given: Path | None, seed: int, patients: int, days: float) -> Path:
+    """The cohort to use: the one given, or a simulated one cached by its parameters."""
+    if given is not None:
+        return given
+    from models import cohort as cohort_sim
+
+    path = launcher.cache_dir() / "cohorts" / f"sim-{patients}p-{days:g}d-seed{seed}"
+    if not (path / "cohort.json").exists():
+        err.print(f"# simulating a cohort into {path}", highlight=False)
+        spec = cohort_sim.CohortSpec(patients=patients, days=days, seed=seed)
+        cohort_sim.write(spec, path)
+    return path
+
+
+@train.command("vitals")
+def train_vitals(
+    cohort_dir: Path | None = typer.Option(
+        None, "--cohort", help="labelled cohort (default: simulate one from --seed)"
+    ),
+    seed: int = typer.Option(0, help="split and boosting seed; also the simulated cohort's"),
+    patients: int = typer.Option(4000, min=10, help="patients of a simulated cohort"),
+    days: float = typer.Option(3.0, min=0.5, help="days of a simulated cohort"),
+) -> None:
+    """Train the XGBoost vitals model and install it (the worker picks it up by itself)."""
+    from models.train_vitals import train_and_install
+
+    settings = Settings()
+    path = _training_cohort(cohort_dir, seed, patients, days)
+    started = time.monotonic()
+    try:
+        target, trained = train_and_install(path, settings.model_dir, seed)
+    except ValueError as exc:
+        _fail(str(exc))
+    m = trained.manifest.metrics
+    err.print(
+        f"# installed {target} in {time.monotonic() - started:.1f}s: held-out AUROC "
+        f"{m['auroc']:.3f} (NEWS2 {m['news2_auroc']:.3f}), AUPRC {m['auprc']:.3f}, "
+        f"operating threshold {trained.manifest.operating_threshold:.3f}",
+        highlight=False,
+    )
+
+
+@app.command()
+def evaluate(
+    cohort_dir: Path | None = typer.Option(
+        None, "--cohort", help="held-out labelled cohort (default: simulate one from --seed)"
+    ),
+    seed: int = typer.Option(1000, help="seed of the simulated held-out cohort"),
+    patients: int = typer.Option(2000, min=10),
+    days: float = typer.Option(3.0, min=0.5),
+    out: Path = typer.Option(Path("evaluation"), help="directory for report.md, JSON, plots"),
+) -> None:
+    """Evaluate the installed vitals model and NEWS2 on a held-out cohort."""
+    from models.evaluate import evaluate as run_evaluation
+    from streams.vitals import vitals_slot
+
+    settings = Settings()
+    slot = vitals_slot(settings)
+    slot.refresh(force=True)
+    if slot.current is None:
+        _fail(f"no valid vitals model in {settings.model_dir} (run `vigil train vitals`)")
+    path = _training_cohort(cohort_dir, seed, patients, days)
+    command = " ".join(["vigil", *sys.argv[1:]])
+    report = run_evaluation(path, slot.current, out, command)
+    table = Table("score", "AUROC", "AUPRC", "sensitivity", "PPV", "alerts/35 pd", "lead (h)")
+    for label, row in report["scores"].items():
+        table.add_row(
+            label,
+            *(
+                "–" if row[key] is None else f"{row[key]:.{digits}f}"
+                for key, digits in (
+                    ("auroc", 3),
+                    ("auprc", 3),
+                    ("sensitivity", 2),
+                    ("ppv", 2),
+                    ("alerts_per_35_patient_days", 2),
+                    ("median_lead_h", 1),
+                )
+            ),
+        )
+    console.print(table)
+    err.print(f"# report in {out / 'report.md'}", highlight=False)
+
+
 _LEVEL_STYLE = {"low": "green", "medium": "yellow", "high": "bold red", "critical": "reverse red"}
 
 
@@ -291,6 +449,20 @@ def alerts_tail(
         consumer.close()
 
 
+def _demo_model(model_dir: Path, train_command: list[str]) -> None:
+    """Train a vitals model on a simulated cohort the first time the demo runs."""
+    from streams.vitals import vitals_slot
+
+    slot = vitals_slot(Settings(model_dir=model_dir))
+    slot.refresh(force=True)
+    if slot.current is not None:
+        return
+    err.print(f"# no vitals model in {model_dir}: training one (first run only)", highlight=False)
+    env = {**os.environ, "VIGIL_MODEL_DIR": str(model_dir)}
+    if subprocess.run(train_command, env=env).returncode != 0:
+        _fail("training the demo's vitals model failed (see above)")
+
+
 @app.command()
 def demo(
     patients: int = typer.Option(24, min=1),
@@ -308,9 +480,11 @@ def demo(
         env["VIGIL_KAFKA_BOOTSTRAP"] = services.kafka_bootstrap
         env["VIGIL_REDIS_URL"] = services.redis_url
     env.setdefault("VIGIL_TOPIC_PREFIX", "demo.")
+    env.setdefault("VIGIL_MODEL_DIR", str(launcher.cache_dir() / "models"))
     logs = launcher.cache_dir() / "demo"
     logs.mkdir(parents=True, exist_ok=True)
     vigil = [sys.executable, "-m", "streams.cli"]
+    _demo_model(Path(env["VIGIL_MODEL_DIR"]), [*vigil, "train", "vitals", "--patients", "1000"])
     children = []
     try:
         with (logs / "worker.log").open("ab") as wlog, (logs / "simulator.log").open("ab") as slog:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from features.news2 import news2
 from features.samples import from_us
 from features.store import PatientFeatures
+from features.windows import FEATURE_NAMES
 from models import news2_fallback
+from models.registry import ModelSlot
+from models.vitals_model import VitalsModel, design_matrix
 from streams.alerts import AlertPolicy, level_for
 from streams.events import Contributor, News2Result, RiskScore, Scores, Trigger
 
@@ -15,16 +19,16 @@ FUSION_VERSION = "passthrough-1"
 """With one modality, the fused score is the vitals score."""
 
 
-def score_patient(
-    pf: PatientFeatures,
-    trigger_topic: str,
-    trigger_event_id: str,
-    scored_at: datetime,
-    policy: AlertPolicy,
-) -> RiskScore:
-    """The score with its level before hysteresis (`alerts.decide` applies that)."""
+@dataclass(frozen=True, slots=True)
+class VitalsScore:
+    probability: float
+    contributors: list[Contributor]
+    version: str
+
+
+def fallback_score(pf: PatientFeatures) -> VitalsScore:
+    """NEWS2's logistic placeholder, explained by the NEWS2 points of each parameter."""
     result = news2(pf.news2_inputs)
-    vitals = news2_fallback.probability(result.total)
     contributors = [
         Contributor(
             feature=f"news2_{name}",
@@ -34,6 +38,35 @@ def score_patient(
         for name, points in sorted(result.components.items(), key=lambda kv: -kv[1])
         if points > 0
     ][:5]
+    return VitalsScore(
+        news2_fallback.probability(result.total), contributors, news2_fallback.VERSION
+    )
+
+
+def vitals_scores(
+    patients: list[PatientFeatures], models: ModelSlot[VitalsModel]
+) -> list[VitalsScore]:
+    """One model call for the whole batch; the NEWS2 fallback while no model is installed."""
+    model = models.current
+    if model is None:
+        return [fallback_score(pf) for pf in patients]
+    news = [pf.news2_inputs for pf in patients]
+    x = design_matrix([[pf.features[name] for name in FEATURE_NAMES] for pf in patients], news)
+    return [
+        VitalsScore(p.probability, p.contributors, model.version) for p in model.predict(x, news)
+    ]
+
+
+def score_patient(
+    pf: PatientFeatures,
+    vitals: VitalsScore,
+    trigger_topic: str,
+    trigger_event_id: str,
+    scored_at: datetime,
+    policy: AlertPolicy,
+) -> RiskScore:
+    """The score with its level before hysteresis (`alerts.decide` applies that)."""
+    result = news2(pf.news2_inputs)
     news2_result = News2Result(
         total=result.total,
         band=result.band,  # type: ignore[arg-type]
@@ -41,14 +74,15 @@ def score_patient(
         components=result.components,
         missing=result.missing,
     )
+    fused = vitals.probability
     return RiskScore(
         patient_id=pf.patient_id,
         scored_at=scored_at,
         as_of=from_us(pf.as_of_us),
         trigger=Trigger(topic=trigger_topic, event_id=trigger_event_id),
         news2=news2_result,
-        scores=Scores(vitals=vitals, notes=None, imaging=None, fused=vitals),
-        risk_level=level_for(policy, vitals, news2_result),  # type: ignore[arg-type]
-        contributors=contributors,
-        model_versions={"vitals": news2_fallback.VERSION, "fusion": FUSION_VERSION},
+        scores=Scores(vitals=vitals.probability, notes=None, imaging=None, fused=fused),
+        risk_level=level_for(policy, fused, news2_result),  # type: ignore[arg-type]
+        contributors=vitals.contributors,
+        model_versions={"vitals": vitals.version, "fusion": FUSION_VERSION},
     )

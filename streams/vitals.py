@@ -17,11 +17,14 @@ from pydantic import ValidationError
 from features.samples import VitalsSample, to_us
 from features.store import FeatureStore, ScoreUpdate
 from models import news2_fallback
+from models.registry import ModelSlot
+from models.vitals_model import MODEL_FEATURES, VitalsModel
 from streams.alerts import AlertPolicy, AlertState, decide
 from streams.deadletters import RawRecord, Rejected, dead_letter
 from streams.events import DeadLetter, RiskScore, VitalsObservation
 from streams.metrics import Metrics
-from streams.risk import score_patient
+from streams.risk import score_patient, vitals_scores
+from streams.settings import Settings
 
 
 @dataclass
@@ -56,8 +59,10 @@ class VitalsPipeline:
         max_bytes: int,
         policy: AlertPolicy,
         prefix: str,
+        models: ModelSlot[VitalsModel],
     ) -> None:
         self.store = store
+        self.models = models
         self.metrics = metrics
         self.max_bytes = max_bytes
         self.policy = policy
@@ -84,13 +89,16 @@ class VitalsPipeline:
         features = await self.store.apply_vitals(by_patient)
         scored_at = datetime.now(UTC)
         scored_us = to_us(scored_at)
+        self.models.refresh()
         started = time.perf_counter()
+        vitals = vitals_scores(list(features.values()), self.models)
+        self.metrics.model_seconds.labels(vitals[0].version).observe(time.perf_counter() - started)
         updates = []
-        for patient_id, pf in features.items():
+        for (patient_id, pf), vitals_score in zip(features.items(), vitals, strict=True):
             self.metrics.duplicates.inc(pf.duplicates)
             self.metrics.dropped.inc(pf.dropped)
             trigger = by_patient[patient_id][-1].event_id
-            risk = score_patient(pf, topic, trigger, scored_at, self.policy)
+            risk = score_patient(pf, vitals_score, topic, trigger, scored_at, self.policy)
             state, alert, suppressed = decide(
                 self.policy,
                 AlertState.from_json(pf.alert_state),
@@ -117,13 +125,21 @@ class VitalsPipeline:
                     alert_outbox=orjson.dumps(outbox) if outbox else None,
                 )
             )
-        self.metrics.model_seconds.labels(news2_fallback.VERSION).observe(
-            time.perf_counter() - started
-        )
         # Effect 2: the scores, the API snapshot and the alert decisions, with the alerts
         # to publish kept in an outbox until the broker has them (see streams/app.py).
         await self.store.save_scores(updates)
         return result
+
+
+def vitals_slot(settings: Settings) -> ModelSlot[VitalsModel]:
+    return ModelSlot(
+        settings.model_dir,
+        "vitals",
+        MODEL_FEATURES,
+        VitalsModel.load,
+        poll_s=settings.model_poll_s,
+        fallback=f"the {news2_fallback.VERSION} score",
+    )
 
 
 def encode(model: RiskScore | DeadLetter) -> bytes:

@@ -47,6 +47,7 @@ def spawn_worker(
         "VIGIL_TOPIC_PREFIX": prefix,
         "VIGIL_WEB_PORT": str(port),
         "VIGIL_WEB_HOST": "127.0.0.1",
+        "VIGIL_MODEL_DIR": str(log.parent / "models"),  # never a developer's model-store
         **(extra_env or {}),
     }
     with log.open("ab") as out:

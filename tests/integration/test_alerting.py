@@ -18,7 +18,8 @@ from features.store import FeatureStore
 from streams.alerts import AlertPolicy
 from streams.deadletters import RawRecord
 from streams.metrics import Metrics
-from streams.vitals import VitalsPipeline
+from streams.settings import Settings
+from streams.vitals import VitalsPipeline, vitals_slot
 from tests.helpers import WorkerProcess, consume_until, event_bytes, produce
 
 pytestmark = pytest.mark.services
@@ -95,7 +96,7 @@ def test_deterioration_raises_one_alert_and_redelivery_adds_no_new_one(
     assert 'vigil_alerts_total{kind="raised",level="' in metrics
 
 
-def test_alert_decided_before_a_crash_is_republished_with_the_same_id(services) -> None:
+def test_alert_decided_before_a_crash_is_republished_with_the_same_id(services, tmp_path) -> None:
     """The decision and its alert are stored with the score; if the worker dies before the
     broker acknowledges, the redelivered batch publishes the same alert (same alert_id)."""
     pid = f"crash-{uuid.uuid4().hex[:6]}"
@@ -108,7 +109,8 @@ def test_alert_decided_before_a_crash_is_republished_with_the_same_id(services) 
         client = aioredis.Redis.from_url(services.redis_url)
         try:
             store = FeatureStore(client, f"vigil:crash-{uuid.uuid4().hex[:6]}:")
-            pipeline = VitalsPipeline(store, Metrics(), 1 << 20, AlertPolicy.load(), "c.")
+            models = vitals_slot(Settings(model_dir=tmp_path))
+            pipeline = VitalsPipeline(store, Metrics(), 1 << 20, AlertPolicy.load(), "c.", models)
             await pipeline.process(records[:2], "vitals.v1")
             decided = (await pipeline.process(records[2:], "vitals.v1")).alerts
             # crash: never published. The broker redelivers the last batch:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from streams.alerts import DEFAULT_POLICY, AlertPolicy, AlertState, decide, level_for
+from streams.alerts import DEFAULT_POLICY, AlertPolicy, AlertState, decide, level_for, reason
 from streams.events import Contributor, News2Result, RiskScore, Scores, Trigger
 
 POLICY = AlertPolicy.load()
@@ -172,3 +172,21 @@ def test_a_site_policy_file_is_validated(tmp_path: Path) -> None:
     site = AlertPolicy.load(good)
     assert site.levels["high"].raise_at == 0.7
     assert site.recommended_actions["high"] == "Call the outreach team on 2222."
+
+
+def test_reason_words_model_contributors_and_names_only_those_raising_risk() -> None:
+    score = risk(0.7, 0)
+    score.contributors = [
+        Contributor(feature="spo2_scale", value=2.0, contribution=-0.9),
+        Contributor(feature="rr_slope_6h", value=1.8, contribution=0.6),
+        Contributor(feature="hr_mean_1h_vs_mean_24h", value=22.4, contribution=0.4),
+        Contributor(feature="spo2_last_1h_vs_mean_24h", value=-3.2, contribution=0.3),
+        Contributor(feature="news2_supplemental_o2", value=0.0, contribution=0.2),
+    ]
+    text = reason(score)
+    assert text == (
+        "NEWS2 0 (low), risk 0.70: respiratory rate trend over 6h +1.8/min per hour, "
+        "heart rate 1h mean 22.4/min above its 24 h mean, SpO2 latest 3.2 % below its 24 h mean."
+    )
+    score.contributors = [Contributor(feature="news2_supplemental_o2", value=0.0, contribution=1)]
+    assert reason(score).endswith(": on room air.")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 import statistics
-from datetime import UTC, datetime
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 
+from models.cohort import SUDDEN
 from streams.events import VitalsObservation
 from streams.simulator import make_ward, ward_feed
 
@@ -35,19 +37,35 @@ def test_values_go_missing_like_real_monitors() -> None:
 
 
 def test_deteriorating_patients_drift_and_stable_ones_do_not() -> None:
-    rng = random.Random(11)
-    ward = make_ward(40, 0.5, 24, rng)
-    sick = {p.patient_id for p in ward if p.onset_h is not None and p.onset_h < 10}
-    stable = {p.patient_id for p in ward if p.onset_h is None}
-    assert sick and stable
-    events = list(ward_feed(40, 0.5, START, 24, 300, 11))
+    ward = make_ward(40, 0.5, 24, random.Random(11), START)
+    events: dict[str, list[dict]] = defaultdict(list)
+    for event in ward_feed(40, 0.5, START, 24, 300, 11):
+        events[event["patient_id"]].append(event)
 
-    def mean_of(ids: set[str], field: str, first: bool) -> float:
-        n = len(events)
-        part = events[: n // 12] if first else events[-n // 12 :]
-        return statistics.fmean(e[field] for e in part if e["patient_id"] in ids and field in e)
+    def at(event: dict) -> datetime:
+        return VitalsObservation.model_validate(event).observed_at
 
-    assert mean_of(sick, "heart_rate", False) - mean_of(sick, "heart_rate", True) > 20
-    assert mean_of(sick, "respiratory_rate", False) - mean_of(sick, "respiratory_rate", True) > 6
-    assert mean_of(sick, "spo2", True) - mean_of(sick, "spo2", False) > 3
-    assert abs(mean_of(stable, "heart_rate", False) - mean_of(stable, "heart_rate", True)) < 8
+    def change(patient_id: str, field: str) -> float:
+        """Mean of the patient's last 2 h minus the mean of its first 2 h."""
+        mine = events[patient_id]
+        first = [e[field] for e in mine if at(e) < at(mine[0]) + timedelta(hours=2) and field in e]
+        last = [e[field] for e in mine if at(e) > at(mine[-1]) - timedelta(hours=2) and field in e]
+        return statistics.fmean(last) - statistics.fmean(first)
+
+    sick = [
+        p.patient_id
+        for p in ward
+        if p.syndrome not in (None, SUDDEN)
+        and p.state_at(at(events[p.patient_id][-1])).severity >= 0.5
+    ]
+    stable = [p.patient_id for p in ward if p.syndrome is None]
+    assert len(sick) >= 5 and stable
+
+    def mean_change(ids: list[str], field: str) -> float:
+        return statistics.fmean(change(i, field) for i in ids)
+
+    assert mean_change(sick, "heart_rate") > 20
+    assert mean_change(sick, "respiratory_rate") > 6
+    assert mean_change(sick, "spo2") < -3
+    assert abs(mean_change(stable, "heart_rate")) < 8
+    assert all(at(events[p][-1]) > START + timedelta(hours=23) for p in stable)

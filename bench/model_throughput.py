@@ -1,0 +1,72 @@
+"""Vitals model rows/s by batch size, as the worker calls it (prediction + TreeSHAP + top 5).
+
+    python -m bench.model_throughput [--model-dir DIR] [--seconds 2]
+
+Uses the newest valid model in the model directory (VIGIL_MODEL_DIR), on rows drawn from a
+small simulated cohort so that missing values and magnitudes are realistic. Prints a table,
+then the results as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import xgboost as xgb
+
+from models import cohort
+from models.dataset import build
+from models.registry import ModelSlot
+from models.vitals_model import MODEL_FEATURES, VitalsModel
+from streams.settings import Settings
+
+BATCHES = (1, 8, 32, 128, 512)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    slot = ModelSlot(args.model_dir, "vitals", MODEL_FEATURES, VitalsModel.load)
+    slot.refresh(force=True)
+    model = slot.current
+    if model is None:
+        raise SystemExit(f"no valid vitals model in {args.model_dir}: run `vigil train vitals`")
+    with tempfile.TemporaryDirectory() as tmp:
+        cohort.write(cohort.CohortSpec(patients=60, days=1.0, seed=9), Path(tmp))
+        rows = build(Path(tmp)).x
+    results = []
+    for batch in BATCHES:
+        x = rows[np.arange(batch) % len(rows)]
+        news = [None] * batch
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < args.seconds:
+            model.predict(x, news)
+            done += batch
+        explained = done / (time.perf_counter() - started)
+        matrix = xgb.DMatrix(x, missing=np.nan, feature_names=list(MODEL_FEATURES))
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < args.seconds:
+            model.booster.predict(matrix, output_margin=True)
+            done += batch
+        plain = done / (time.perf_counter() - started)
+        results.append({"batch": batch, "rows_per_s": explained, "margin_only_rows_per_s": plain})
+        print(f"batch {batch:4d}: {explained:9.0f} rows/s with SHAP top 5, {plain:9.0f} without")
+    summary = {
+        "model": model.version,
+        "trees": model.manifest.training.get("rounds"),
+        "machine": {"python": platform.python_version(), "cpu": platform.processor()},
+        "xgboost": xgb.__version__,
+        "results": results,
+    }
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Small vitals models for tests that need one installed without training on a cohort."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import xgboost as xgb
+
+from models.manifest import ModelManifest, sha256
+from models.vitals_model import MODEL_FEATURES
+
+T0 = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def tiny_model(seed: int, features: list[str] | None = None) -> tuple[ModelManifest, bytes]:
+    """A 10-tree booster on random data over the real inputs; `created` grows with the seed."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(300, len(MODEL_FEATURES)))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = (np.nan_to_num(x[:, 0]) + rng.normal(size=300) > 0.5).astype(int)
+    dm = xgb.DMatrix(x, label=y, feature_names=list(MODEL_FEATURES))
+    booster = xgb.train({"max_depth": 3, "seed": seed, "nthread": 1}, dm, num_boost_round=10)
+    artifact = bytes(booster.save_raw("ubj"))
+    manifest = ModelManifest(
+        name="vitals",
+        version=f"test-{seed}",
+        created=T0 + timedelta(minutes=seed),
+        kind="xgboost",
+        artifact="model.ubj",
+        artifact_sha256=sha256(artifact),
+        feature_names=features if features is not None else list(MODEL_FEATURES),
+        calibration={"a": 1.0, "b": 0.0},
+    )
+    return manifest, artifact
