@@ -51,6 +51,10 @@ class PatientKeys:
     def alert(self) -> str:
         return self._key("alert")
 
+    @property
+    def modal(self) -> str:
+        return self._key("modal")
+
 
 @dataclass(frozen=True, slots=True)
 class PatientFeatures:
@@ -66,6 +70,10 @@ class PatientFeatures:
     """The alert policy's state (JSON), read in the same round trip."""
     alert_outbox: bytes | None
     """Alerts decided but not yet confirmed published (JSON list), if a crash intervened."""
+    notes: dict[str, Any] | None = None
+    """Latest note score as stored by `set_modality`, read in the same round trip."""
+    imaging: dict[str, Any] | None = None
+    """Latest imaging score as stored by `set_modality`, read in the same round trip."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +123,9 @@ class FeatureStore:
         self.ttl_ms = int(ttl_h * 3_600_000)
         self.lookback_us = int(news2_lookback_h * HOUR_US)
         self.history_us = int(history_h * HOUR_US)
-        source = (Path(__file__).parent / "lua" / "update_vitals.lua").read_text()
-        self._update = client.register_script(source)
+        lua = Path(__file__).parent / "lua"
+        self._update = client.register_script((lua / "update_vitals.lua").read_text())
+        self._set_modality = client.register_script((lua / "set_modality.lua").read_text())
 
     @property
     def patients_index(self) -> str:
@@ -137,7 +146,9 @@ class FeatureStore:
                 for s in samples:
                     args += [s.event_id, s.observed_us, s.packed()]
                 await self._update(
-                    keys=[keys.samples, keys.ids, keys.meta, keys.alert], args=args, client=pipe
+                    keys=[keys.samples, keys.ids, keys.meta, keys.alert, keys.modal],
+                    args=args,
+                    client=pipe,
                 )
             replies = await pipe.execute()
         return {
@@ -146,8 +157,24 @@ class FeatureStore:
         }
 
     async def read_features(self, patient_ids: list[str]) -> dict[str, PatientFeatures]:
-        """Current features of patients that have state (the update script with no events)."""
-        return await self.apply_vitals({pid: [] for pid in patient_ids})
+        """Current features of patients that have vitals (the update script with no events);
+        patients without any vitals yet are left out."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for pid in patient_ids:
+                pipe.exists(self.keys(pid).meta)
+            present = await pipe.execute()
+        known = [pid for pid, n in zip(patient_ids, present, strict=True) if n]
+        return await self.apply_vitals({pid: [] for pid in known}) if known else {}
+
+    async def set_modality(self, scores: list[tuple[str, str, int, bytes]]) -> list[bool]:
+        """(patient, modality, observed at us, ModalityScore JSON): keep each only if it is
+        newer than the stored one, so a late or redelivered note never replaces a newer
+        score. Returns whether each was stored."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for pid, modality, at_us, raw in scores:
+                args = [modality, at_us, raw, self.ttl_ms]
+                await self._set_modality(keys=[self.keys(pid).modal], args=args, client=pipe)
+            return [bool(r) for r in await pipe.execute()]
 
     async def save_scores(self, updates: list[ScoreUpdate]) -> None:
         """Latest score, features, 24 h history and alert state (with any alerts still to
@@ -223,7 +250,7 @@ class FeatureStore:
 
 
 def _parse(patient_id: str, reply: list[Any]) -> PatientFeatures:
-    meta, values, news, (alert_state, alert_outbox) = reply
+    meta, values, news, (alert_state, alert_outbox), (notes, imaging) = reply
     as_of, accepted, duplicates, dropped, samples = meta
     return PatientFeatures(
         patient_id=patient_id,
@@ -236,4 +263,11 @@ def _parse(patient_id: str, reply: list[Any]) -> PatientFeatures:
         news2_inputs=parse_news2(news),
         alert_state=alert_state,
         alert_outbox=alert_outbox,
+        notes=_modal(notes),
+        imaging=_modal(imaging),
     )
+
+
+def _modal(raw: bytes | None) -> dict[str, Any] | None:
+    """`<observed_at us>|<JSON>` as written by lua/set_modality.lua."""
+    return None if raw is None else orjson.loads(raw.split(b"|", 1)[1])

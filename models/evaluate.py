@@ -157,6 +157,7 @@ def evaluate(cohort: Path, model: VitalsModel, out: Path, command: str) -> dict[
     report: dict[str, Any] = {
         "command": command,
         "model": model.version,
+        "training_cohort": model.manifest.training.get("cohort", {}),
         "cohort": read_info(cohort),
         "rows": len(data.y),
         "positive_rows": int(data.y.sum()),
@@ -172,6 +173,7 @@ def evaluate(cohort: Path, model: VitalsModel, out: Path, command: str) -> dict[
     model_row, news2_row = report["scores"]["model"], report["scores"]["NEWS2 ≥ 5"]
     report["bar"] = {
         "auroc_gain": model_row["auroc"] - news2_row["auroc"],
+        "auroc_gain_95ci": cm.auroc_gain_interval(data, probability, scores["NEWS2 ≥ 5"][0]),
         "auroc_gain_required": AUROC_MARGIN,
         "alerts_per_35_patient_days": model_row["alerts_per_35_patient_days"],
         "met": model_row["auroc"] - news2_row["auroc"] >= AUROC_MARGIN
@@ -189,6 +191,13 @@ def _f(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _cohort_text(info: dict[str, Any]) -> str:
+    spec = info.get("spec", {})
+    source = info.get("generator") or info.get("source", "an unnamed source")
+    extra = f", {spec['days']:g} days, seed {spec['seed']}" if "seed" in spec else ""
+    return f"{info.get('patients', '?')} patients from {source}{extra}"
+
+
 def markdown(r: dict[str, Any]) -> str:
     spec = r["cohort"].get("spec", {})
     bar = r["bar"]
@@ -203,8 +212,12 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"    {r['command']}",
         "",
+        f"The model was trained on {_cohort_text(r['training_cohort'])}; the held-out cohort "
+        f"is {_cohort_text(r['cohort'])}.",
+        "",
         f"**Bar (issue #3):** AUROC gain over NEWS2 {_f(bar['auroc_gain'])} "
-        f"(required ≥ {bar['auroc_gain_required']}), at "
+        f"(95 % interval by resampling patients: {_f(bar['auroc_gain_95ci'][0])} to "
+        f"{_f(bar['auroc_gain_95ci'][1])}; required ≥ {bar['auroc_gain_required']}), at "
         f"{_f(bar['alerts_per_35_patient_days'], 2)} alerts per 35 patient-days "
         f"(required ≤ 1): **{'met' if bar['met'] else 'not met'}**.",
         "",

@@ -28,6 +28,11 @@ class ModelManifest(BaseModel):
     artifact_sha256: str
     feature_names: list[str]
     """The inputs in order; a worker refuses a model whose inputs differ from what it builds."""
+    preprocessing: dict[str, Any] = {}
+    """How raw input becomes the model's input (image size and normalisation, encoder and
+    chunking for text), so that a worker prepares exactly what the model was trained on."""
+    labels: list[str] = []
+    """Output names of a multi-output model, in order."""
     calibration: dict[str, float] = {}
     horizon_h: float | None = None
     operating_threshold: float | None = None

@@ -1,9 +1,12 @@
 """`vigil train vitals`: an XGBoost deterioration model from a labelled cohort.
 
-Patients (never rows) are split three ways, stratified by outcome: `train` fits the trees,
-`valid` stops the boosting, `calibrate` fits Platt scaling and picks the operating
-threshold, and its metrics go into the manifest. The evaluation proper runs on another
-cohort (`vigil evaluate`). Deterministic for a seed: same cohort and seed, same bytes.
+Patients (never rows) are split two ways, stratified by outcome: `train` (80 %) fits the
+trees; `held_out` (20 %) stops the boosting, fits Platt scaling and picks the operating
+threshold, and its metrics go into the manifest. One held-out split serves all three
+because each fits one or two numbers, while the trees gain from every patient (held-out
+AUROC rose from 0.750 to 0.756 going from 1,500 to 4,000 simulated training patients).
+The evaluation proper runs on another cohort (`vigil evaluate`). Deterministic for a
+seed: same cohort and seed, same bytes.
 """
 
 from __future__ import annotations
@@ -39,24 +42,22 @@ so the effective sample is the patients, and deeper trees overfit them (measured
 held-out cohorts: depth 2-4 and column shares 0.3-0.5 all within 0.002 AUROC)."""
 MAX_ROUNDS = 2000
 EARLY_STOPPING_ROUNDS = 150
-SPLIT = (0.6, 0.2, 0.2)
+SPLIT = 0.8
 
 
-def split_patients(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Patient indices for train, valid, calibrate; each gets its share of the patients
-    with an event, so that no split is left without positives."""
+def split_patients(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Patient indices for train and held-out; each gets its share of the patients with
+    an event, so that neither is left without positives."""
     rng = np.random.default_rng(seed)
     patients = np.unique(data.patient)
     has_event = np.array([data.outcomes[p].event_at is not None for p in patients])
-    parts: list[list[np.ndarray]] = [[], [], []]
+    train, held_out = [], []
     for group in (patients[has_event], patients[~has_event]):
         shuffled = rng.permutation(group)
-        cut1 = round(len(shuffled) * SPLIT[0])
-        cut2 = round(len(shuffled) * (SPLIT[0] + SPLIT[1]))
-        for part, chunk in zip(parts, np.split(shuffled, [cut1, cut2]), strict=True):
-            part.append(chunk)
-    train, valid, calibrate = (np.sort(np.concatenate(p)) for p in parts)
-    return train, valid, calibrate
+        cut = round(len(shuffled) * SPLIT)
+        train.append(shuffled[:cut])
+        held_out.append(shuffled[cut:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(held_out))
 
 
 def _matrix(data: Dataset) -> xgb.DMatrix:
@@ -70,17 +71,17 @@ class Trained:
 
 
 def fit(data: Dataset, seed: int) -> tuple[xgb.Booster, dict[str, Any], Dataset]:
-    """The booster (cut at its best round), training facts, and the calibration split."""
-    train_p, valid_p, cal_p = split_patients(data, seed)
-    train, valid, cal = (data.of_patients(p) for p in (train_p, valid_p, cal_p))
-    for name, part in (("train", train), ("valid", valid), ("calibrate", cal)):
+    """The booster (cut at its best round), training facts, and the held-out split."""
+    train_p, held_p = split_patients(data, seed)
+    train, held = data.of_patients(train_p), data.of_patients(held_p)
+    for name, part in (("train", train), ("held_out", held)):
         if part.y.sum() == 0:
             raise ValueError(f"the {name} split has no positive rows: the cohort is too small")
     booster = xgb.train(
         {**PARAMS, "seed": seed},
         _matrix(train),
         num_boost_round=MAX_ROUNDS,
-        evals=[(_matrix(valid), "valid")],
+        evals=[(_matrix(held), "held_out")],
         early_stopping_rounds=EARLY_STOPPING_ROUNDS,
         verbose_eval=False,
     )
@@ -92,30 +93,26 @@ def fit(data: Dataset, seed: int) -> tuple[xgb.Booster, dict[str, Any], Dataset]
         "rounds": best + 1,
         "splits": {
             name: {"patients": len(p), "rows": len(part.y), "positives": int(part.y.sum())}
-            for name, p, part in (
-                ("train", train_p, train),
-                ("valid", valid_p, valid),
-                ("calibrate", cal_p, cal),
-            )
+            for name, p, part in (("train", train_p, train), ("held_out", held_p, held))
         },
     }
-    return booster, facts, cal
+    return booster, facts, held
 
 
 def train(cohort: Path, seed: int = 0, horizon_h: float = 12.0) -> Trained:
     data = build(cohort, horizon_h=horizon_h)
-    booster, facts, cal = fit(data, seed)
-    margin = booster.predict(_matrix(cal), output_margin=True).astype(np.float64)
-    platt = LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), cal.y)
+    booster, facts, held = fit(data, seed)
+    margin = booster.predict(_matrix(held), output_margin=True).astype(np.float64)
+    platt = LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), held.y)
     a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
     probability = 1.0 / (1.0 + np.exp(-(a * margin + b)))
-    threshold = clinical_metrics.operating_threshold(cal, probability)
-    at_threshold = clinical_metrics.event_metrics(cal, probability, threshold)
+    threshold = clinical_metrics.operating_threshold(held, probability)
+    at_threshold = clinical_metrics.event_metrics(held, probability, threshold)
     metrics = {
-        "split": "calibrate",
-        **clinical_metrics.discrimination(cal.y, probability),
-        "brier": clinical_metrics.calibration(cal.y, probability)["brier"],
-        "news2_auroc": clinical_metrics.discrimination(cal.y, cal.news2_total)["auroc"],
+        "split": "held_out",
+        **clinical_metrics.discrimination(held.y, probability),
+        "brier": clinical_metrics.calibration(held.y, probability)["brier"],
+        "news2_auroc": clinical_metrics.discrimination(held.y, held.news2_total)["auroc"],
         "operating_point": {
             "threshold": threshold,
             "alerts_per_35_patient_days": at_threshold.alerts_per_35_patient_days,

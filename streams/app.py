@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import mode
@@ -44,8 +44,10 @@ from streams.alerts import AlertPolicy
 from streams.deadletters import RawRecord, dead_letter
 from streams.kafka import aiokafka_options, faust_credentials
 from streams.metrics import Metrics
+from streams.notes import NotesPipeline
+from streams.scoring import BatchResult, ModelSet, PatientScorer, Prepared, encode
 from streams.settings import Settings
-from streams.vitals import BatchResult, VitalsPipeline, encode, vitals_slot
+from streams.vitals import VitalsPipeline
 from streams.web import WebServer, build_api
 
 log = logging.getLogger("vigil.worker")
@@ -105,6 +107,15 @@ class Outbound(mode.Service):
         await asyncio.gather(*pending)
 
 
+class Pipeline(Protocol):
+    """One input topic's path: `prepare` touches no shared state (validation, model
+    inference); `apply` writes Redis and scores, under the worker's state lock."""
+
+    async def prepare(self, records: list[RawRecord]) -> Prepared: ...
+
+    async def apply(self, prepared: Prepared, topic: str) -> BatchResult: ...
+
+
 class Worker:
     """Everything one worker process holds: the Faust app, Redis, metrics, pipelines."""
 
@@ -120,16 +131,21 @@ class Worker:
             history_h=settings.history_h,
         )
         self.policy = AlertPolicy.load(settings.alert_policy)
-        self.models = vitals_slot(settings)
+        self.models = ModelSet.from_settings(settings)
         self.models.refresh(force=True)
-        self.vitals = VitalsPipeline(
-            self.store,
-            self.metrics,
-            settings.max_message_bytes,
-            self.policy,
-            settings.topic_prefix,
-            self.models,
+        self.scorer = PatientScorer(
+            self.store, self.metrics, self.policy, settings.topic_prefix, self.models
         )
+        self.models.notes.refresh(force=True)
+        self.pipelines: dict[str, Pipeline] = {
+            topics.VITALS: VitalsPipeline(self.store, self.scorer, settings.max_message_bytes),
+            topics.NOTES: NotesPipeline(
+                self.store, self.scorer, self.models.notes, self.metrics, settings.max_message_bytes
+            ),
+        }
+        self.state_lock = asyncio.Lock()
+        """Held from reading a patient's alert state to emptying its outbox, so that two
+        agents (vitals and notes) never decide on the same state at once."""
         self.app = self._build_app()
         self._kafka_probe: AIOKafkaClient | None = None
 
@@ -156,27 +172,37 @@ class Worker:
         )
         # Outbound records go through `Outbound`, so Faust's own producer only serves its
         # internal topics.
-        self.vitals_topic = app.topic(
-            s.topic(topics.VITALS),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=s.topic_partitions,
-            internal=False,
-        )
+        self.input_topics = {
+            name: app.topic(
+                s.topic(name),
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=s.topic_partitions,
+                internal=False,
+            )
+            for name in self.pipelines
+        }
         self.outbound = Outbound(s, loop=app.loop)
         app.add_dependency(self.outbound)
 
-        async def vitals_agent(stream: faust.StreamT) -> None:
-            async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
-                await self.handle_vitals(events)
+        def agent_for(name: str) -> Any:
+            async def agent(stream: faust.StreamT) -> None:
+                async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
+                    await self.handle(name, events)
 
-        app.agent(self.vitals_topic, name=f"{s.topic_prefix}vitals")(vitals_agent)
+            return agent
+
+        for name, channel in self.input_topics.items():
+            short = name.split(".")[0]
+            app.agent(channel, name=f"{s.topic_prefix}{short}")(agent_for(name))
         api = build_api(self.store, self.metrics, self.health, s.api_token)
         app.web_server(WebServer(api, s.web_host, s.web_port, loop=app.loop))
         return app
 
-    async def handle_vitals(self, events: Sequence[EventT]) -> None:
-        topic = self.settings.topic(topics.VITALS)
+    async def handle(self, name: str, events: Sequence[EventT]) -> None:
+        """One batch of one input topic, in the order of effects of the module docstring."""
+        topic = self.settings.topic(name)
+        pipeline = self.pipelines[name]
         records = [_raw(e) for e in events]
         started = time.perf_counter()
         self.metrics.events_in.labels(topic).inc(len(records))
@@ -185,8 +211,10 @@ class Worker:
         while True:
             attempt += 1
             try:
-                result = await self.vitals.process(records, topics.VITALS)
-                await self._publish(result)
+                prepared = await pipeline.prepare(records)
+                async with self.state_lock:
+                    result = await pipeline.apply(prepared, name)
+                    await self._publish(result)
                 break
             except _RETRYABLE as exc:
                 # Kafka or Redis unavailable: wait for it, never ack what isn't done.
@@ -198,8 +226,9 @@ class Worker:
                 if attempt < _BUG_RETRIES:
                     log.exception("batch of %d failed; retry %d", len(records), attempt)
                     continue
-                # A fault of ours that does not go away: park the batch on the dead-letter
-                # topic (original bytes, reason) rather than stall the partitions forever.
+                # A fault of ours (or a model's) that does not go away: park the batch on
+                # the dead-letter topic (original bytes, reason) rather than stall the
+                # partitions forever.
                 log.exception("batch of %d failed %d times; dead-lettered", len(records), attempt)
                 result = BatchResult(dead=[dead_letter(r, exc) for r in records])
                 await self._publish(result)

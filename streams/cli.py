@@ -271,7 +271,7 @@ def train_vitals(
         None, "--cohort", help="labelled cohort (default: simulate one from --seed)"
     ),
     seed: int = typer.Option(0, help="split and boosting seed; also the simulated cohort's"),
-    patients: int = typer.Option(4000, min=10, help="patients of a simulated cohort"),
+    patients: int = typer.Option(6000, min=10, help="patients of a simulated cohort"),
     days: float = typer.Option(3.0, min=0.5, help="days of a simulated cohort"),
 ) -> None:
     """Train the XGBoost vitals model and install it (the worker picks it up by itself)."""
@@ -305,10 +305,10 @@ def evaluate(
 ) -> None:
     """Evaluate the installed vitals model and NEWS2 on a held-out cohort."""
     from models.evaluate import evaluate as run_evaluation
-    from streams.vitals import vitals_slot
+    from streams.scoring import ModelSet
 
     settings = Settings()
-    slot = vitals_slot(settings)
+    slot = ModelSet.from_settings(settings).vitals
     slot.refresh(force=True)
     if slot.current is None:
         _fail(f"no valid vitals model in {settings.model_dir} (run `vigil train vitals`)")
@@ -451,9 +451,9 @@ def alerts_tail(
 
 def _demo_model(model_dir: Path, train_command: list[str]) -> None:
     """Train a vitals model on a simulated cohort the first time the demo runs."""
-    from streams.vitals import vitals_slot
+    from streams.scoring import ModelSet
 
-    slot = vitals_slot(Settings(model_dir=model_dir))
+    slot = ModelSet.from_settings(Settings(model_dir=model_dir)).vitals
     slot.refresh(force=True)
     if slot.current is not None:
         return

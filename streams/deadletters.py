@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from streams.events import DeadLetter, DeadLetterError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,23 @@ class Rejected(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+def parse_record(record: RawRecord, schema: type[M], max_bytes: int) -> M:
+    """Validate one record against its topic's schema; raises `Rejected` or
+    `ValidationError`, which become a dead letter with the reason."""
+    raw = record.value
+    if raw is None:
+        raise Rejected("empty", "record has no value (tombstone)")
+    if len(raw) > max_bytes:
+        raise Rejected("too_large", f"value is {len(raw)} bytes, over the {max_bytes} limit")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected(
+            "not_utf8", f"value is not UTF-8: {exc.reason} at byte {exc.start}"
+        ) from None
+    return schema.model_validate_json(raw)
 
 
 def describe(exc: Exception) -> tuple[str, str]:

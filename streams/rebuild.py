@@ -19,10 +19,10 @@ from pydantic import ValidationError
 from features.samples import VitalsSample
 from features.store import FeatureStore
 from streams import topics
-from streams.deadletters import RawRecord, Rejected
+from streams.deadletters import RawRecord, Rejected, parse_record
+from streams.events import VitalsObservation
 from streams.kafka import aiokafka_options, client_options
 from streams.settings import Settings
-from streams.vitals import parse_vitals
 
 
 @dataclass
@@ -79,7 +79,7 @@ async def rebuild_features(settings: Settings, batch_max: int = 5000) -> Rebuild
                     report.records += 1
                     raw = RawRecord(r.topic, r.partition, r.offset, r.key, r.value)
                     try:
-                        obs = parse_vitals(raw, settings.max_message_bytes)
+                        obs = parse_record(raw, VitalsObservation, settings.max_message_bytes)
                     except (Rejected, ValidationError):
                         report.invalid += 1
                         continue

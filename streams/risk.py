@@ -10,13 +10,11 @@ from features.samples import from_us
 from features.store import PatientFeatures
 from features.windows import FEATURE_NAMES
 from models import news2_fallback
+from models.fusion import PASSTHROUGH, FusionModel
 from models.registry import ModelSlot
 from models.vitals_model import VitalsModel, design_matrix
 from streams.alerts import AlertPolicy, level_for
 from streams.events import Contributor, News2Result, RiskScore, Scores, Trigger
-
-FUSION_VERSION = "passthrough-1"
-"""With one modality, the fused score is the vitals score."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +58,15 @@ def vitals_scores(
 def score_patient(
     pf: PatientFeatures,
     vitals: VitalsScore,
+    fusion: FusionModel | None,
     trigger_topic: str,
     trigger_event_id: str,
     scored_at: datetime,
     policy: AlertPolicy,
 ) -> RiskScore:
-    """The score with its level before hysteresis (`alerts.decide` applies that)."""
+    """The score with its level before hysteresis (`alerts.decide` applies that). Notes and
+    imaging enter with their latest stored scores; without a fusion model the fused score
+    is the vitals score."""
     result = news2(pf.news2_inputs)
     news2_result = News2Result(
         total=result.total,
@@ -74,15 +75,30 @@ def score_patient(
         components=result.components,
         missing=result.missing,
     )
-    fused = vitals.probability
+    notes = pf.notes["score"] if pf.notes else None
+    imaging = pf.imaging["score"] if pf.imaging else None
+    versions = {"vitals": vitals.version}
+    contributors = list(vitals.contributors)
+    if pf.notes:
+        versions["notes"] = pf.notes["version"]
+        contributors += [Contributor(**c) for c in pf.notes.get("contributors", [])]
+    if pf.imaging:
+        versions["imaging"] = pf.imaging["version"]
+        contributors += [Contributor(**c) for c in pf.imaging.get("contributors", [])]
+    if fusion is None:
+        fused = vitals.probability
+        versions["fusion"] = PASSTHROUGH
+    else:
+        fused = fusion.fuse(vitals.probability, notes, imaging, result.total)
+        versions["fusion"] = fusion.version
     return RiskScore(
         patient_id=pf.patient_id,
         scored_at=scored_at,
         as_of=from_us(pf.as_of_us),
         trigger=Trigger(topic=trigger_topic, event_id=trigger_event_id),
         news2=news2_result,
-        scores=Scores(vitals=vitals.probability, notes=None, imaging=None, fused=fused),
+        scores=Scores(vitals=vitals.probability, notes=notes, imaging=imaging, fused=fused),
         risk_level=level_for(policy, fused, news2_result),  # type: ignore[arg-type]
-        contributors=vitals.contributors,
-        model_versions={"vitals": vitals.version, "fusion": FUSION_VERSION},
+        contributors=contributors,
+        model_versions=versions,
     )

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     model_dir: Path = Path("model-store")
+    model_device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="where torch models run; auto = CUDA when available"
+    )
     model_poll_s: float = Field(
         default=5.0, gt=0, description="how often the worker looks for a newer model"
     )

@@ -6,6 +6,8 @@
 -- KEYS[3] meta hash      as_of, accepted, duplicates, dropped
 -- KEYS[4] alert hash     state, outbox (read only here, so the policy sees them in the
 --                        same round trip; written by FeatureStore.save_scores)
+-- KEYS[5] modal hash     notes, imaging: latest score of each other modality (read only
+--                        here, so fusion sees them in the same round trip)
 -- ARGV[1] ttl in ms, ARGV[2] NEWS2 look-back in us, ARGV[3] number of events,
 -- then per event: event_id, observed_at (us, integer string), packed values.
 --
@@ -13,7 +15,7 @@
 -- with 14 significant digits, and microsecond epochs have 16.
 --
 -- Returns {{as_of, accepted, duplicates, dropped, samples} (counts for this call), features,
--- news2, {alert state, alert outbox}} where
+-- news2, {alert state, alert outbox}, {notes, imaging}} where
 -- features follow features/windows.py FEATURE_NAMES and news2 is
 -- {rr, spo2, spo2_scale, supplemental_o2, sbp, hr, consciousness, temp}; false = null.
 
@@ -210,5 +212,6 @@ local news = {
 }
 
 local alert = redis.call('HMGET', KEYS[4], 'state', 'outbox')
+local modal = redis.call('HMGET', KEYS[5], 'notes', 'imaging')
 
-return {{us(as_of), accepted, duplicates, dropped, count}, features, news, alert}
+return {{us(as_of), accepted, duplicates, dropped, count}, features, news, alert, modal}

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from streams.deadletters import RawRecord, Rejected
-from streams.vitals import parse_vitals
+from streams.deadletters import RawRecord, Rejected, parse_record
+from streams.events import VitalsObservation
 from tests.helpers import WorkerProcess, consume_until, produce, wait_for
 
 pytestmark = pytest.mark.services
@@ -100,7 +100,7 @@ def mutations(base: dict) -> st.SearchStrategy[bytes]:
 
 def is_valid(payload: bytes) -> bool:
     try:
-        parse_vitals(RawRecord("t", 0, 0, None, payload), MAX_BYTES)
+        parse_record(RawRecord("t", 0, 0, None, payload), VitalsObservation, MAX_BYTES)
         return True
     except (Rejected, ValidationError):
         return False

@@ -18,8 +18,9 @@ from features.store import FeatureStore
 from streams.alerts import AlertPolicy
 from streams.deadletters import RawRecord
 from streams.metrics import Metrics
+from streams.scoring import ModelSet, PatientScorer
 from streams.settings import Settings
-from streams.vitals import VitalsPipeline, vitals_slot
+from streams.vitals import VitalsPipeline
 from tests.helpers import WorkerProcess, consume_until, event_bytes, produce
 
 pytestmark = pytest.mark.services
@@ -109,8 +110,9 @@ def test_alert_decided_before_a_crash_is_republished_with_the_same_id(services, 
         client = aioredis.Redis.from_url(services.redis_url)
         try:
             store = FeatureStore(client, f"vigil:crash-{uuid.uuid4().hex[:6]}:")
-            models = vitals_slot(Settings(model_dir=tmp_path))
-            pipeline = VitalsPipeline(store, Metrics(), 1 << 20, AlertPolicy.load(), "c.", models)
+            models = ModelSet.from_settings(Settings(model_dir=tmp_path))
+            scorer = PatientScorer(store, Metrics(), AlertPolicy.load(), "c.", models)
+            pipeline = VitalsPipeline(store, scorer, 1 << 20)
             await pipeline.process(records[:2], "vitals.v1")
             decided = (await pipeline.process(records[2:], "vitals.v1")).alerts
             # crash: never published. The broker redelivers the last batch:

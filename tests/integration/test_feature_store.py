@@ -163,3 +163,34 @@ def test_news2_uses_values_at_most_4h_old(services) -> None:
     assert result.components["supplemental_o2"] == 0
     assert "supplemental_o2" not in result.missing
     assert_matches_reference(pf, log)
+
+
+def test_modality_scores_keep_the_newest_and_ride_with_the_features(services) -> None:
+    """A late or redelivered note never replaces a newer note score, and the scores come
+    back in the same round trip as the vitals features; a patient with no vitals yet has
+    no features to score."""
+    patient, no_vitals = f"m-{uuid.uuid4().hex[:8]}", f"n-{uuid.uuid4().hex[:8]}"
+
+    async def run() -> tuple[list[bool], dict[str, PatientFeatures]]:
+        client = aioredis.Redis.from_url(services.redis_url)
+        try:
+            store = FeatureStore(client, f"vigil:modal-{uuid.uuid4().hex[:6]}:")
+            await store.apply_vitals({patient: [_sample("v1", 0, heart_rate=80.0)]})
+            stored = await store.set_modality(
+                [
+                    (patient, "notes", 2_000, b'{"score": 0.7, "version": "n2"}'),
+                    (patient, "notes", 1_000, b'{"score": 0.1, "version": "late"}'),
+                    (patient, "notes", 2_000, b'{"score": 0.2, "version": "again"}'),
+                    (patient, "imaging", 1_500, b'{"score": 0.4, "version": "i1"}'),
+                    (no_vitals, "notes", 1_000, b'{"score": 0.9, "version": "n1"}'),
+                ]
+            )
+            return stored, await store.read_features([patient, no_vitals])
+        finally:
+            await client.aclose()
+
+    stored, features = asyncio.run(run())
+    assert stored == [True, False, False, True, True]
+    assert set(features) == {patient}
+    assert features[patient].notes == {"score": 0.7, "version": "n2"}
+    assert features[patient].imaging == {"score": 0.4, "version": "i1"}

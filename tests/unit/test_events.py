@@ -9,9 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from features.samples import VitalsSample, from_us, to_us
-from streams.deadletters import RawRecord, dead_letter
+from streams.deadletters import RawRecord, dead_letter, parse_record
 from streams.events import VitalsObservation
-from streams.vitals import parse_vitals
 
 BASE = {"event_id": "e1", "patient_id": "p-1", "observed_at": "2026-11-22T10:15:02+01:00"}
 
@@ -109,7 +108,7 @@ def _record(value: bytes | None, key: bytes | None = b"p-1") -> RawRecord:
 )
 def test_dead_letter_names_the_reason_and_keeps_the_bytes(value: bytes | None, kind: str) -> None:
     with pytest.raises(Exception) as caught:
-        parse_vitals(_record(value), max_bytes=1024 * 1024)
+        parse_record(_record(value), VitalsObservation, max_bytes=1024 * 1024)
     letter = dead_letter(_record(value), caught.value)  # type: ignore[arg-type]
     assert letter.error.type == kind and letter.error.message
     assert (letter.topic, letter.partition, letter.offset, letter.key) == (

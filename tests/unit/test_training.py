@@ -48,7 +48,7 @@ def test_manifest_records_inputs_data_fingerprint_and_held_out_metrics(trained, 
     assert m.feature_names == list(MODEL_FEATURES)
     assert m.training["cohort"]["sha256"]["vitals.jsonl"]
     assert m.training["seed"] == 4 and m.training["rounds"] >= 1
-    assert m.metrics["split"] == "calibrate"
+    assert m.metrics["split"] == "held_out"
     assert 0.5 < m.metrics["auroc"] <= 1
     assert m.operating_threshold is not None and 0 < m.operating_threshold < 1
     splits = m.training["splits"]
@@ -56,11 +56,11 @@ def test_manifest_records_inputs_data_fingerprint_and_held_out_metrics(trained, 
 
 
 def test_split_is_by_patient_and_each_split_has_events(data) -> None:
-    parts = split_patients(data, seed=0)
-    assert sum(len(p) for p in parts) == len(np.unique(data.patient))
-    for i, part in enumerate(parts):
-        for other in parts[i + 1 :]:
-            assert not set(part) & set(other)
+    train, held_out = split_patients(data, seed=0)
+    assert len(train) + len(held_out) == len(np.unique(data.patient))
+    assert not set(train) & set(held_out)
+    assert len(held_out) == pytest.approx(0.2 * len(np.unique(data.patient)), abs=2)
+    for part in (train, held_out):
         assert any(data.outcomes[p].event_at is not None for p in part)
 
 

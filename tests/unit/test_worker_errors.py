@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from streams.app import Worker
 from streams.settings import Settings
-from streams.vitals import BatchResult
+from streams.scoring import BatchResult
 
 
 def events(n: int) -> list[SimpleNamespace]:
@@ -40,8 +40,8 @@ def worker(monkeypatch) -> Worker:
 def test_outage_is_retried_until_the_batch_succeeds(worker, monkeypatch) -> None:
     calls, published = [], []
 
-    async def flaky(records, topic):
-        calls.append(len(records))
+    async def flaky(prepared, topic):
+        calls.append(len(prepared.work[0]) + len(prepared.result.dead))
         if len(calls) < 3:
             raise RedisConnectionError("redis restarting")
         return BatchResult()
@@ -49,9 +49,9 @@ def test_outage_is_retried_until_the_batch_succeeds(worker, monkeypatch) -> None
     async def publish(result):
         published.append(result)
 
-    monkeypatch.setattr(worker.vitals, "process", flaky)
+    monkeypatch.setattr(worker.pipelines["vitals.v1"], "apply", flaky)
     monkeypatch.setattr(worker, "_publish", publish)
-    asyncio.run(worker.handle_vitals(events(4)))
+    asyncio.run(worker.handle("vitals.v1", events(4)))
     assert calls == [4, 4, 4]
     assert len(published) == 1 and published[0].dead == []
 
@@ -59,16 +59,16 @@ def test_outage_is_retried_until_the_batch_succeeds(worker, monkeypatch) -> None
 def test_a_batch_that_keeps_failing_is_dead_lettered_not_dropped(worker, monkeypatch) -> None:
     calls, published = [], []
 
-    async def broken(records, topic):
+    async def broken(records):
         calls.append(len(records))
         raise ValueError("model exploded")
 
     async def publish(result):
         published.append(result)
 
-    monkeypatch.setattr(worker.vitals, "process", broken)
+    monkeypatch.setattr(worker.pipelines["ehr-notes.v1"], "prepare", broken)
     monkeypatch.setattr(worker, "_publish", publish)
-    asyncio.run(worker.handle_vitals(events(2)))
+    asyncio.run(worker.handle("ehr-notes.v1", events(2)))
     assert len(calls) == 3
     (result,) = published
     assert [d.offset for d in result.dead] == [0, 1]

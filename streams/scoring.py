@@ -1,0 +1,149 @@
+"""Re-score patients whose state changed, decide alerts, and store both: the part every
+input topic shares once its own modality is in Redis."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from features.samples import to_us
+from features.store import FeatureStore, PatientFeatures, ScoreUpdate
+from models import news2_fallback
+from models.fusion import FUSION_INPUTS, PASSTHROUGH, FusionModel
+from models.registry import ModelSlot
+from models.text_model import NOTES_INPUTS, NotesModel
+from models.vitals_model import MODEL_FEATURES, VitalsModel
+from streams.alerts import AlertPolicy, AlertState, decide
+from streams.events import DeadLetter, RiskScore
+from streams.metrics import Metrics
+from streams.risk import score_patient, vitals_scores
+from streams.settings import Settings
+
+
+@dataclass
+class BatchResult:
+    scores: list[RiskScore] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    """RiskAlerts as JSON objects: this batch's, and any a crash left unpublished."""
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass
+class Prepared:
+    """A batch after the work that needs no shared state (validation, model inference):
+    its dead letters so far, and what `apply` needs."""
+
+    result: BatchResult
+    work: Any
+
+
+@dataclass
+class ModelSet:
+    """Every model slot a worker serves from `VIGIL_MODEL_DIR`."""
+
+    vitals: ModelSlot[VitalsModel]
+    fusion: ModelSlot[FusionModel]
+    notes: ModelSlot[NotesModel]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelSet:
+        def slot(name: str, inputs: tuple[str, ...], loader: Any, fallback: str) -> ModelSlot:
+            return ModelSlot(
+                settings.model_dir, name, inputs, loader, settings.model_poll_s, fallback
+            )
+
+        return cls(
+            vitals=slot(
+                "vitals", MODEL_FEATURES, VitalsModel.load, f"the {news2_fallback.VERSION} score"
+            ),
+            fusion=slot("fusion", FUSION_INPUTS, FusionModel.load, f"{PASSTHROUGH} fusion"),
+            notes=slot(
+                "notes",
+                NOTES_INPUTS,
+                functools.partial(NotesModel.load, device=settings.model_device),
+                "unscored notes",
+            ),
+        )
+
+    def refresh(self, force: bool = False) -> None:
+        """The models every re-score uses; each input path refreshes its own model."""
+        self.vitals.refresh(force)
+        self.fusion.refresh(force)
+
+
+class PatientScorer:
+    def __init__(
+        self,
+        store: FeatureStore,
+        metrics: Metrics,
+        policy: AlertPolicy,
+        prefix: str,
+        models: ModelSet,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.policy = policy
+        self.prefix = prefix
+        self.models = models
+
+    async def score(
+        self,
+        features: dict[str, PatientFeatures],
+        triggers: dict[str, str],
+        units: dict[str, str],
+        topic: str,
+        result: BatchResult,
+    ) -> None:
+        """Score each patient (trigger: the event that caused it), decide alerts, and store
+        scores and decisions with the alerts still to publish in an outbox (see app.py)."""
+        if not features:
+            return
+        scored_at = datetime.now(UTC)
+        scored_us = to_us(scored_at)
+        self.models.refresh()
+        started = time.perf_counter()
+        vitals = vitals_scores(list(features.values()), self.models.vitals)
+        self.metrics.model_seconds.labels(vitals[0].version).observe(time.perf_counter() - started)
+        fusion = self.models.fusion.current
+        updates = []
+        for (patient_id, pf), vitals_score in zip(features.items(), vitals, strict=True):
+            self.metrics.duplicates.inc(pf.duplicates)
+            self.metrics.dropped.inc(pf.dropped)
+            risk = score_patient(
+                pf, vitals_score, fusion, topic, triggers[patient_id], scored_at, self.policy
+            )
+            state, alert, suppressed = decide(
+                self.policy,
+                AlertState.from_json(pf.alert_state),
+                risk,
+                self.prefix,
+                units.get(patient_id),
+                scored_at,
+            )
+            self.metrics.alerts_suppressed.inc(suppressed)
+            outbox = orjson.loads(pf.alert_outbox) if pf.alert_outbox else []
+            if alert is not None:
+                outbox.append(alert.model_dump(mode="json"))
+            result.scores.append(risk)
+            result.alerts += outbox
+            updates.append(
+                ScoreUpdate(
+                    patient_id=patient_id,
+                    fused=risk.scores.fused or 0.0,
+                    scored_us=scored_us,
+                    risk_json=encode(risk),
+                    features=pf.features,
+                    alert_state=state.to_json(),
+                    alert_outbox=orjson.dumps(outbox) if outbox else None,
+                )
+            )
+        await self.store.save_scores(updates)
+
+
+def encode(model: RiskScore | DeadLetter) -> bytes:
+    return orjson.dumps(model.model_dump(mode="json"))
