@@ -132,6 +132,8 @@ def _png(data: bytes, name: str, max_bytes: int) -> np.ndarray:
 
 
 def _npy(data: bytes, name: str) -> np.ndarray:
+    if not data.startswith(b"\x93NUMPY"):
+        raise ImageError("unreadable", f"{name}: not a .npy file")
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:

@@ -33,3 +33,25 @@ def tiny_model(seed: int, features: list[str] | None = None) -> tuple[ModelManif
         calibration={"a": 1.0, "b": 0.0},
     )
     return manifest, artifact
+
+
+def tiny_notes_model(seed: int) -> tuple[ModelManifest, bytes]:
+    """A notes head with random weights over the real encoder's inputs."""
+    import torch
+
+    from models.text_model import NOTES_INPUTS, head_bytes, head_network
+
+    torch.manual_seed(seed)
+    artifact = head_bytes(head_network())
+    manifest = ModelManifest(
+        name="notes",
+        version=f"notes-test-{seed}",
+        created=T0 + timedelta(minutes=seed),
+        kind="torch-mlp",
+        artifact="head.pt",
+        artifact_sha256=sha256(artifact),
+        feature_names=list(NOTES_INPUTS),
+        preprocessing={"max_tokens": 256},
+        calibration={"a": 1.0, "b": 0.0, "prevalence": 0.05},
+    )
+    return manifest, artifact

@@ -10,8 +10,8 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from streams.app import Worker
-from streams.settings import Settings
 from streams.scoring import BatchResult
+from streams.settings import Settings
 
 
 def events(n: int) -> list[SimpleNamespace]:

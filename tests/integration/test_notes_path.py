@@ -1,0 +1,89 @@
+"""Notes through a real worker: the note's score reaches the patient's risk score with the
+sentences that drove it; an empty note is a dead letter and the worker goes on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from models.manifest import install
+from models.registry import ModelSlot
+from models.text_model import NOTES_INPUTS, NotesModel
+from tests.helpers import WorkerProcess, consume_until, event_bytes, produce
+from tests.modelkit import tiny_notes_model
+
+pytestmark = pytest.mark.services
+
+TEXT = (
+    "Patient reviewed at 14:00. Febrile 39.1 with rigors. New oxygen requirement, SpO2 90% "
+    "on 4L. No chest pain. Plan: cultures and antibiotics."
+)
+
+
+def test_note_updates_the_risk_score_and_empty_note_is_dead_lettered(
+    services, prefix, tmp_path
+) -> None:
+    models = tmp_path / "models"
+    manifest, artifact = tiny_notes_model(3)
+    install(models, manifest, artifact)
+    slot = ModelSlot(models, "notes", NOTES_INPUTS, NotesModel.load)
+    slot.refresh(force=True)
+    (expected,) = slot.current.score([TEXT])
+
+    pid = f"note-{uuid.uuid4().hex[:6]}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    vitals = {
+        "event_id": f"{pid}-v1",
+        "patient_id": pid,
+        "observed_at": (now - timedelta(minutes=30)).isoformat(),
+        "heart_rate": 104.0,
+        "respiratory_rate": 22.0,
+        "spo2": 93.0,
+    }
+    note = {
+        "event_id": f"{pid}-n1",
+        "patient_id": pid,
+        "written_at": (now - timedelta(minutes=10)).isoformat(),
+        "note_id": "n1",
+        "note_type": "progress",
+        "text": TEXT,
+    }
+    empty = {**note, "event_id": f"{pid}-n0", "note_id": "n0", "text": "   \n "}
+    with WorkerProcess.start(
+        services, prefix, tmp_path / "worker.log", {"VIGIL_MODEL_DIR": str(models)}
+    ) as worker:
+        produce(services.kafka_bootstrap, worker.topic("vitals.v1"), [event_bytes(vitals)])
+        consume_until(
+            services.kafka_bootstrap,
+            worker.topic("risk-scores.v1"),
+            lambda got: any(s["trigger"]["event_id"] == vitals["event_id"] for s in got),
+        )
+        produce(
+            services.kafka_bootstrap,
+            worker.topic("ehr-notes.v1"),
+            [event_bytes(empty), event_bytes(note)],
+        )
+        scores = consume_until(
+            services.kafka_bootstrap,
+            worker.topic("risk-scores.v1"),
+            lambda got: any(s["trigger"]["event_id"] == note["event_id"] for s in got),
+        )
+        dead = consume_until(
+            services.kafka_bootstrap, worker.topic("dead-letter.v1"), lambda got: len(got) >= 1
+        )
+        snapshot = worker.get(f"/api/patients/{pid}").json()
+
+    (score,) = [s for s in scores if s["trigger"]["event_id"] == note["event_id"]]
+    assert score["trigger"]["topic"] == "ehr-notes.v1"
+    assert score["scores"]["notes"] == pytest.approx(expected.probability, abs=1e-6)
+    assert score["scores"]["vitals"] is not None and score["scores"]["imaging"] is None
+    assert score["model_versions"]["notes"] == manifest.version
+    sentences = [c["value"] for c in score["contributors"] if c["feature"] == "note_sentence"]
+    assert sentences == [s for s, c in expected.sentences if c > 0]
+    assert snapshot["risk"]["trigger"]["event_id"] == note["event_id"]
+    (letter,) = dead
+    assert letter["error"]["type"] == "empty_note"
+    assert orjson.loads(letter["payload"])["event_id"] == empty["event_id"]
