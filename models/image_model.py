@@ -191,8 +191,8 @@ def window(image: np.ndarray, size: int) -> np.ndarray:
         Image.fromarray(square).resize((size, size), Image.Resampling.BILINEAR),
         dtype=np.float32,
     )
-    lo, hi = np.percentile(resized, WINDOW)
-    return np.clip((resized - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
+    lo, hi = (float(v) for v in np.percentile(resized, WINDOW))
+    return np.clip((resized - lo) / max(hi - lo, 1e-6), 0.0, 1.0, dtype=np.float32)
 
 
 def preprocess(image: np.ndarray, size: int, mean: float, std: float) -> np.ndarray:
