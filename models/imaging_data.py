@@ -396,14 +396,14 @@ def _findings(
         for _ in range(3 + int(8 * c)):
             bu = centre_u + rng.normal(0, 0.12 + 0.1 * c)
             bz = zone + rng.normal(0, 0.07 + 0.08 * c)
-            r = rng.uniform(0.035, 0.07) * (0.8 + 0.6 * c)
+            r = rng.uniform(0.05, 0.09) * (0.8 + 0.6 * c)
             cx = side * (0.08 + bu * 0.55)
             cy = -0.65 + bz * 1.1
             patch += np.exp(-(((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r)))
         mottle = gaussian_filter(rng.standard_normal(x.shape), 2.5)
         mottle /= mottle.std()
-        strength = rng.uniform(0.65, 0.95) * (0.75 + 0.25 * c)
-        opacity = (1 - np.exp(-1.5 * patch)) * np.clip(0.8 + 0.25 * mottle, 0, 1)
+        strength = rng.uniform(0.75, 1.0) * (0.8 + 0.2 * c)
+        opacity = (1 - np.exp(-3 * patch)) * np.clip(0.85 + 0.2 * mottle, 0, 1)
         found.append(("consolidation", True, strength * opacity))
     fl = state.fluid_overload
     p_side = 0.65 if side < 0 else 0.5

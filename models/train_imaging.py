@@ -42,7 +42,7 @@ from models.imaging_data import INFO_FILE, LABELS_FILE, STUDIES_FILE
 from models.manifest import ModelManifest, install, sha256, version_name
 
 EPOCHS = 16
-BATCH_SIZE = 32
+BATCH_SIZE = 16
 LEARNING_RATE = 3e-3
 WEIGHT_DECAY = 1e-4
 HELD_OUT = 0.25

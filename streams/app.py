@@ -42,6 +42,7 @@ from features.store import FeatureStore
 from streams import topics
 from streams.alerts import AlertPolicy
 from streams.deadletters import RawRecord, dead_letter
+from streams.imaging import ImagingPipeline
 from streams.kafka import aiokafka_options, faust_credentials
 from streams.metrics import Metrics
 from streams.notes import NotesPipeline
@@ -137,10 +138,14 @@ class Worker:
             self.store, self.metrics, self.policy, settings.topic_prefix, self.models
         )
         self.models.notes.refresh(force=True)
+        self.models.imaging.refresh(force=True)
         self.pipelines: dict[str, Pipeline] = {
             topics.VITALS: VitalsPipeline(self.store, self.scorer, settings.max_message_bytes),
             topics.NOTES: NotesPipeline(
                 self.store, self.scorer, self.models.notes, self.metrics, settings.max_message_bytes
+            ),
+            topics.IMAGING: ImagingPipeline(
+                self.store, self.scorer, self.models.imaging, self.metrics, settings
             ),
         }
         self.state_lock = asyncio.Lock()

@@ -15,6 +15,7 @@ from features.samples import to_us
 from features.store import FeatureStore, PatientFeatures, ScoreUpdate
 from models import news2_fallback
 from models.fusion import FUSION_INPUTS, PASSTHROUGH, FusionModel
+from models.image_model import IMAGE_INPUTS, ImageModel
 from models.registry import ModelSlot
 from models.text_model import NOTES_INPUTS, NotesModel
 from models.vitals_model import MODEL_FEATURES, VitalsModel
@@ -49,6 +50,7 @@ class ModelSet:
     vitals: ModelSlot[VitalsModel]
     fusion: ModelSlot[FusionModel]
     notes: ModelSlot[NotesModel]
+    imaging: ModelSlot[ImageModel]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelSet:
@@ -67,6 +69,12 @@ class ModelSet:
                 NOTES_INPUTS,
                 functools.partial(NotesModel.load, device=settings.model_device),
                 "unscored notes",
+            ),
+            imaging=slot(
+                "imaging",
+                IMAGE_INPUTS,
+                functools.partial(ImageModel.load, device=settings.model_device),
+                "unscored images",
             ),
         )
 

@@ -24,6 +24,14 @@ class Settings(BaseSettings):
     model_device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="where torch models run; auto = CUDA when available"
     )
+    image_max_batch: int = Field(default=32, ge=1, description="images per model call")
+    image_max_wait_ms: float = Field(
+        default=20.0, ge=0, description="longest an image waits for others to fill a batch"
+    )
+    image_max_queue: int = Field(
+        default=256, ge=1, description="images waiting for the model before intake waits"
+    )
+    image_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1, description="largest image file")
     model_poll_s: float = Field(
         default=5.0, gt=0, description="how often the worker looks for a newer model"
     )

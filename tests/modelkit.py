@@ -55,3 +55,25 @@ def tiny_notes_model(seed: int) -> tuple[ModelManifest, bytes]:
         calibration={"a": 1.0, "b": 0.0, "prevalence": 0.05},
     )
     return manifest, artifact
+
+
+def tiny_image_model(seed: int) -> tuple[ModelManifest, bytes]:
+    """An untrained ChestNet exported as the worker loads it."""
+    import torch
+
+    from models.image_model import IMAGE_INPUTS, IMAGE_SIZE, LABELS, ChestNet, export
+
+    torch.manual_seed(seed)
+    artifact = export(ChestNet(len(LABELS)), IMAGE_SIZE)
+    manifest = ModelManifest(
+        name="imaging",
+        version=f"imaging-test-{seed}",
+        created=T0 + timedelta(minutes=seed),
+        kind="torch-export-cnn",
+        artifact="model.pt2",
+        artifact_sha256=sha256(artifact),
+        feature_names=list(IMAGE_INPUTS),
+        preprocessing={"size": IMAGE_SIZE, "mean": 0.5, "std": 0.25},
+        labels=list(LABELS),
+    )
+    return manifest, artifact
