@@ -95,8 +95,9 @@ def _dicom(data: bytes, name: str, max_bytes: int) -> np.ndarray:
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise ImageError("unsupported", f"{name}: photometric interpretation {photometric!r}")
-    decoded = int(ds.get("Rows", 0)) * int(ds.get("Columns", 0)) * 4
-    if decoded > max_bytes:
+    sample_bytes = (int(ds.get("BitsAllocated", 16)) + 7) // 8
+    decoded = int(ds.get("Rows", 0)) * int(ds.get("Columns", 0)) * sample_bytes
+    if decoded > max_bytes:  # compressed pixel data can decode to far more than the file
         raise ImageError("too_large", f"{name}: decodes to over {max_bytes} bytes")
     transfer = ds.file_meta.get("TransferSyntaxUID")
     if transfer is not None and transfer.is_compressed and not _can_decode(transfer):

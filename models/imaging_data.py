@@ -276,14 +276,14 @@ def _lung(x: np.ndarray, y: np.ndarray, side: float, a: Anatomy, base: float) ->
     return _Lung(mask * (0.55 + 0.45 * np.sin(np.pi * uc)), u, diaphragm)
 
 
-def _ribs(x: np.ndarray, y: np.ndarray, lung: _Lung, a: Anatomy, apex: float) -> Any:
+def _ribs(x: np.ndarray, y: np.ndarray, lung: _Lung, a: Anatomy) -> Any:
     """Posterior ribs curve down from the spine; anterior ribs, fainter, slope the other
     way. Their edges are what a CNN latches onto first, so they must be there."""
     uc = np.clip(lung.u, 0, 1.1)
     inside = expit((1.08 - lung.u) / 0.03) * expit((lung.u + 0.35) / 0.03)
     total = np.zeros_like(x)
     for curve, width, density in ((0.22, 0.022, 0.08), (-0.16, 0.017, 0.035)):
-        phase = (y - apex - 0.02 - curve * uc**1.5) / a.rib_spacing + a.rib_phase
+        phase = (y - a.apex - 0.02 - curve * uc**1.5) / a.rib_spacing + a.rib_phase
         frac = phase - np.round(phase)
         count = expit(phase / 0.1) * expit((10.5 - phase) / 0.1)
         total += density * _band(frac * a.rib_spacing, width) * count * inside
@@ -330,7 +330,6 @@ def radiograph(
         heart_half *= 1 + 0.08 * fluid
     hx, hy = a.heart_dx + 0.3 * heart_half, base - 0.17
     heart = np.clip(2.5 * _ellipse(x, y, hx, hy, heart_half, 0.75 * heart_half, 0.35), 0, 1)
-    occupied = heart
     mediastinum = _band(x, a.mediastinum + 0.03 * expit((y + 0.2) / 0.1), 0.01) * expit(
         (base - y) / 0.02
     )
@@ -347,14 +346,14 @@ def radiograph(
     lung_density = np.zeros_like(x)
     findings = {"consolidation": False, "effusion": False}
     for side, lung in ((-1.0, right), (1.0, left)):
-        air = lung.air * (1 - 0.85 * occupied)
+        air = lung.air * (1 - 0.85 * heart)  # the heart lies in front of the lung
         hilum = np.hypot(x - side * (a.mediastinum + 0.06), y + 0.02)
         markings = 0.1 * np.clip(texture, 0, None) * np.exp(-hilum / 0.35)
         filled = 0.18 * fluid * np.exp(-((hilum / 0.3) ** 2))  # perihilar oedema haze
         lung_density += -0.7 * air + air * (markings + 0.2 * np.exp(-((hilum / 0.08) ** 2)))
-        density += _ribs(x, y, lung, a, a.apex)
-        for finding, present, opacity in _findings(finding_rng, state, side, lung, x, y):
-            findings[finding] |= present
+        density += _ribs(x, y, lung, a)
+        for finding, opacity in _findings(finding_rng, state, side, lung, x, y):
+            findings[finding] = True
             filled = np.maximum(filled, opacity)
         lung_density += 0.75 * air * np.clip(filled, 0, 1)
     density += lung_density * expit((a.body - np.abs(x)) / 0.02)
@@ -382,7 +381,7 @@ def _findings(
     lung: _Lung,
     x: np.ndarray,
     y: np.ndarray,
-) -> list[tuple[str, bool, np.ndarray]]:
+) -> list[tuple[str, np.ndarray]]:
     """Opacities in one lung as shares of its air replaced: patchy blobs clustered in one
     zone for consolidation (a second zone when severe), a meniscus for effusion. The right
     lung is more often affected (aspiration), and either may be both."""
@@ -404,14 +403,14 @@ def _findings(
         mottle /= mottle.std()
         strength = rng.uniform(0.75, 1.0) * (0.8 + 0.2 * c)
         opacity = (1 - np.exp(-3 * patch)) * np.clip(0.85 + 0.2 * mottle, 0, 1)
-        found.append(("consolidation", True, strength * opacity))
+        found.append(("consolidation", strength * opacity))
     fl = state.fluid_overload
     p_side = 0.65 if side < 0 else 0.5
     if rng.random() < np.clip((fl - 0.12) / 0.25, 0, 1) * p_side * 1.5:
         depth = (0.05 + 0.28 * fl) * rng.uniform(0.7, 1.3)
         uc = np.clip(lung.u, 0, 1)
         level = lung.diaphragm.max() - depth - rng.uniform(0.06, 0.14) * uc**2
-        found.append(("effusion", True, expit((y - level) / 0.02)))
+        found.append(("effusion", expit((y - level) / 0.02)))
     return found
 
 

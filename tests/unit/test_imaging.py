@@ -75,7 +75,7 @@ def events(ward: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def trained(ward: Path) -> Trained:
-    return train(ward, seed=1, epochs=8)
+    return train(ward, seed=1, epochs=5)
 
 
 def test_events_are_valid_time_ordered_and_point_at_dicom_files(ward, events) -> None:
@@ -256,7 +256,7 @@ def test_manifest_records_inputs_preprocessing_and_held_out_metrics(trained) -> 
     assert m.name == "imaging" and m.feature_names == list(IMAGE_INPUTS)
     assert m.labels == list(LABELS)
     assert m.preprocessing["size"] == IMAGE_SIZE and m.preprocessing["std"] > 0
-    assert m.training["seed"] == 1 and m.training["epochs"] == 8
+    assert m.training["seed"] == 1 and m.training["epochs"] == 5
     assert m.training["cohort"]["spec"]["seed"] == SPEC.seed
     splits = m.training["splits"]
     assert splits["held_out"]["patients"] > 0 and splits["train"]["patients"] > 0
