@@ -231,6 +231,8 @@ def _temperature(m: _Moment) -> list[str]:
                 )
             )
         ]
+    if m.temp >= 37.6 and m.state.fever > 0.15 and m.chance(0.7):
+        return [m.one((f"Temp {m.temp}, low grade, ?spiking.", f"Temp {m.temp}, feels warm."))]
     if m.temp <= 35.8 and m.state.hypothermia > 0.2:
         return [
             m.one(
@@ -311,6 +313,8 @@ def _breathing(m: _Moment) -> list[str]:
                 )
             )
         )
+    elif m.state.tachypnoea > 0.2 and m.chance(0.6):
+        out.append(f"RR {m.rr}, a little more breathless on exertion.")
     elif b.kind == "copd" and m.chance(0.6):
         out.append("Breathless on exertion, at her baseline per family.")
     elif m.state.episode == "pain" and m.chance(0.5):
@@ -356,6 +360,8 @@ def _circulation(m: _Moment) -> list[str]:
                 )
             )
         )
+    elif m.sbp <= 110 and m.state.hypotension > 0.1 and m.chance(0.6):
+        out.append(f"BP {m.sbp}/{m.dbp}, lower than usual for her.")
     elif b.kind == "chronic_hypotension" and m.chance(0.7):
         out.append(f"BP {m.sbp}/{m.dbp}, runs low at baseline, asymptomatic.")
     elif m.sbp >= 170:
@@ -364,7 +370,7 @@ def _circulation(m: _Moment) -> list[str]:
         out.append(
             m.one(
                 (
-                    f"BP {m.sbp}/{m.dbp}, HR {m.hr}, stable.",
+                    f"BP {m.sbp}/{m.dbp}, stable.",
                     "Obs within normal limits.",
                     f"BP {m.sbp}/{m.dbp}.",
                 )
@@ -374,7 +380,7 @@ def _circulation(m: _Moment) -> list[str]:
         out.append(f"Known AF, HR {m.hr} irregular, rate control as per team.")
     elif m.state.episode == "pain" and m.hr > 95:
         out.append(f"HR {m.hr} with pain, settled after analgesia.")
-    elif m.hr > 105 and m.chance(0.7):
+    elif m.hr > 100 and m.chance(0.7):
         out.append(m.one((f"HR {m.hr}, tachycardic.", f"HR {m.hr}, ?pain related.")))
     if m.state.arrhythmia > 0.3 and m.chance(0.6):
         out.append(
@@ -404,6 +410,8 @@ def _neuro(m: _Moment) -> list[str]:
                 )
             )
         ]
+    if confusion > m.course.baseline.confusion_from / 2 and m.chance(0.4):
+        return [m.one(("Seems a bit muddled this evening, ?new.", "Slightly vague at times."))]
     if m.patient.dementia and m.chance(0.6):
         return ["Known dementia, pleasantly confused, at her baseline."]
     if m.chance(0.5):
@@ -414,7 +422,7 @@ def _neuro(m: _Moment) -> list[str]:
 def _fluids(m: _Moment) -> list[str]:
     out = []
     s = m.state
-    if s.hypotension + s.hypovolaemia > 0.5 and m.chance(0.7):
+    if s.hypotension + s.hypovolaemia > 0.3 and m.chance(0.7):
         out.append(
             m.one(
                 (
@@ -479,7 +487,14 @@ def _comfort(m: _Moment) -> list[str]:
             m.one(("Pressure areas intact.", "Family visited.", "Slept well.", "Pain controlled.")),
         )
         if m.chance(0.5)
-    ]
+    ] + _worry(m)
+
+
+def _worry(m: _Moment) -> list[str]:
+    """A nurse's sense that something is wrong: early, vague, and now and then wrong."""
+    if (m.state.severity > 0.3 and m.chance(0.5)) or m.chance(0.03):
+        return [m.one(("Looks unwell.", "Not herself today per family.", "Looks grey, concerned."))]
+    return []
 
 
 def _escalation(m: _Moment) -> list[str]:

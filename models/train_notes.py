@@ -30,11 +30,13 @@ from models.eventlog import Outcome, read_info, read_outcomes
 from models.manifest import ModelManifest, install, sha256, version_name
 from models.notes_corpus import NOTES_FILE
 from models.text_model import (
+    DIM,
     ENCODER,
     ENCODER_PACKAGE,
     NOTES_INPUTS,
     POOLING,
     SENTENCE_BREAK,
+    EncodedNote,
     NotesModel,
     SentenceEncoder,
     head_bytes,
@@ -46,11 +48,21 @@ from models.text_model import (
 from streams.events import ClinicalNote
 
 SPLIT = (0.6, 0.2, 0.2)
-PARAMS: dict[str, Any] = {"dropout": 0.2, "lr": 1e-3, "weight_decay": 0.1, "steps": 300}
-"""Full-batch Adam with an L2 penalty for a fixed number of steps. Why no early stopping:
-a validation split holds a few dozen positive notes, too few for its loss to say when to
-stop (tried: it stopped within 10-40 steps, well short of the best held-out AUROC). Why
-full batch: a few thousand notes fit in one, and training stays exactly reproducible."""
+PARAMS: dict[str, Any] = {
+    "dropout": 0.2,
+    "sentence_keep": 0.4,
+    "lr": 1e-3,
+    "weight_decay": 0.1,
+    "steps": 300,
+}
+"""Full-batch Adam with an L2 penalty for a fixed number of steps, each step on random
+subsets of every note's sentences (`sentence_keep`). Why subsets: a 400-patient cohort has
+a few dozen positive notes and the head memorises them; subsets multiply the examples
+without re-encoding, teach the head short notes and notes missing a sentence (which is
+what the attribution scores), and measured +0.01 to +0.05 held-out AUROC and a wider
+margin between a sick note and its negation. Why no early stopping: the validation split's
+few dozen positives make its loss too noisy to stop on (it stopped within 10-40 steps,
+short of the best held-out AUROC). Why full batch: exact reproducibility, and it fits."""
 KEYWORDS = (
     "fever",
     "febrile",
@@ -83,6 +95,7 @@ KEYWORDS = (
 @dataclass(frozen=True)
 class NotesData:
     notes: list[ClinicalNote]
+    encoded: list[EncodedNote]
     x: np.ndarray
     """float64 [notes, DIM]: each note's pooled embedding."""
     y: np.ndarray
@@ -94,6 +107,7 @@ class NotesData:
     def take(self, rows: np.ndarray) -> NotesData:
         return NotesData(
             [self.notes[i] for i in rows],
+            [self.encoded[i] for i in rows],
             self.x[rows],
             self.y[rows],
             self.patient[rows],
@@ -141,10 +155,11 @@ def build(cohort: Path, encoder: SentenceEncoder, horizon_h: float = 12.0) -> No
     notes = [n for n in read_notes(cohort) if n.patient_id in index]
     if not notes:
         raise ValueError(f"{cohort}: no note of a patient in outcomes.jsonl")
-    x = np.stack([n.pooled() for n in encoder.encode([n.text for n in notes])])
+    encoded = encoder.encode([n.text for n in notes])
+    x = np.stack([e.pooled() for e in encoded])
     by_id = {o.patient_id: o for o in outcomes}
     patient = np.array([index[n.patient_id] for n in notes], dtype=np.int32)
-    return NotesData(notes, x, labels(notes, by_id, horizon_h), patient, outcomes)
+    return NotesData(notes, encoded, x, labels(notes, by_id, horizon_h), patient, outcomes)
 
 
 def split_patients(data: NotesData, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -178,6 +193,33 @@ def _reproducible(seed: int) -> Iterator[None]:
         torch.use_deterministic_algorithms(deterministic)
 
 
+class _SentenceSubsets:
+    """Pooled embeddings of random subsets of each note's sentences, from the stored chunk
+    embeddings (a note that loses every sentence keeps them all)."""
+
+    def __init__(self, notes: list[EncodedNote]) -> None:
+        sizes = torch.as_tensor([len(e.sentences) for e in notes])
+        first = torch.cumsum(sizes, 0) - sizes
+        self.notes = len(notes)
+        self.chunks = torch.as_tensor(np.concatenate([e.chunks for e in notes]))
+        self.sentence_of = torch.cat(
+            [torch.as_tensor(e.sentence_of) + int(f) for e, f in zip(notes, first, strict=True)]
+        )
+        self.note_of = torch.repeat_interleave(torch.arange(len(notes)), sizes)[self.sentence_of]
+        self.full, _ = self._pool(torch.ones(len(self.chunks)))
+
+    def _pool(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sums = torch.zeros(self.notes, DIM).index_add_(0, self.note_of, self.chunks * kept[:, None])
+        counts = torch.zeros(self.notes).index_add_(0, self.note_of, kept)
+        return sums / counts.clamp(min=1)[:, None], counts
+
+    def sample(self, keep: float) -> torch.Tensor:
+        sentences = int(self.sentence_of.max()) + 1
+        kept = (torch.rand(sentences) < keep).float()[self.sentence_of]
+        pooled, counts = self._pool(kept)
+        return torch.where(counts[:, None] > 0, pooled, self.full)
+
+
 def fit_head(train: NotesData, seed: int) -> nn.Sequential:
     """The head, trained on standardised embeddings (unit-length sentence means differ in
     small coordinates that plain gradient steps barely move), with the standardisation
@@ -186,16 +228,19 @@ def fit_head(train: NotesData, seed: int) -> nn.Sequential:
     probabilities."""
     mean, scale = train.x.mean(axis=0), train.x.std(axis=0) + 1e-6
     with _reproducible(seed):
+        subsets = _SentenceSubsets(train.encoded)
         head = head_network(PARAMS["dropout"])
         optimiser = torch.optim.Adam(
             head.parameters(), lr=PARAMS["lr"], weight_decay=PARAMS["weight_decay"]
         )
-        x = torch.as_tensor((train.x - mean) / scale, dtype=torch.float32)
+        centre = torch.as_tensor(mean, dtype=torch.float32)
+        spread = torch.as_tensor(scale, dtype=torch.float32)
         y = torch.as_tensor(train.y, dtype=torch.float32)
         positives = float(y.sum())
         loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(y) - positives) / positives))
         head.train()
         for _ in range(PARAMS["steps"]):
+            x = (subsets.sample(PARAMS["sentence_keep"]) - centre) / spread
             optimiser.zero_grad()
             loss_fn(head(x)[:, 0], y).backward()
             optimiser.step()

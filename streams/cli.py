@@ -188,18 +188,29 @@ def cohort_simulate(
     patients: int = typer.Option(400, min=1),
     days: float = typer.Option(3.0, min=0.1),
     seed: int = typer.Option(0),
+    notes: bool = typer.Option(False, help="also write notes.jsonl (clinical notes)"),
+    images: bool = typer.Option(False, help="also write chest images (DICOM, PNG)"),
 ) -> None:
     """Write a labelled simulated cohort, reproducible from the seed."""
     from models import cohort as cohort_sim
 
     started = time.monotonic()
-    info = cohort_sim.write(cohort_sim.CohortSpec(patients=patients, days=days, seed=seed), out)
+    spec = cohort_sim.CohortSpec(patients=patients, days=days, seed=seed)
+    info = cohort_sim.write(spec, out)
     err.print(
         f"# {info['patients']} patients, {info['vitals_events']} vitals events, "
         f"{info['deterioration_events']} deterioration events in {out} "
         f"({time.monotonic() - started:.1f}s)",
         highlight=False,
     )
+    if notes:
+        from models.notes_corpus import write_notes
+
+        err.print(f"# notes: {write_notes(spec, out)}", highlight=False)
+    if images:
+        from models.imaging_data import write_images
+
+        err.print(f"# images: {write_images(spec, out)}", highlight=False)
 
 
 @cohort.command("physionet")
@@ -289,6 +300,40 @@ def train_vitals(
         f"# installed {target} in {time.monotonic() - started:.1f}s: held-out AUROC "
         f"{m['auroc']:.3f} (NEWS2 {m['news2_auroc']:.3f}), AUPRC {m['auprc']:.3f}, "
         f"operating threshold {trained.manifest.operating_threshold:.3f}",
+        highlight=False,
+    )
+
+
+@train.command("notes")
+def train_notes(
+    cohort_dir: Path = typer.Option(..., "--cohort", help="cohort with notes.jsonl"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train the notes model (sentence encoder + torch head) and install it."""
+    from models.train_notes import train_and_install
+
+    started = time.monotonic()
+    target, trained = train_and_install(cohort_dir, Settings().model_dir, seed)
+    err.print(
+        f"# installed {target} in {time.monotonic() - started:.1f}s: "
+        f"{orjson.dumps(trained.manifest.metrics).decode()}",
+        highlight=False,
+    )
+
+
+@train.command("imaging")
+def train_imaging(
+    cohort_dir: Path = typer.Option(..., "--cohort", help="cohort with imaging.jsonl"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train the chest-image CNN and install it."""
+    from models.train_imaging import train_and_install
+
+    started = time.monotonic()
+    target, trained = train_and_install(cohort_dir, Settings().model_dir, seed)
+    err.print(
+        f"# installed {target} in {time.monotonic() - started:.1f}s: "
+        f"{orjson.dumps(trained.manifest.metrics).decode()}",
         highlight=False,
     )
 

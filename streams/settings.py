@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     model_device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="where torch models run; auto = CUDA when available"
     )
+    torch_threads: int = Field(
+        default=1,
+        ge=1,
+        description="CPU threads of torch models; 1 leaves a core to the event loop and Redis",
+    )
     image_max_batch: int = Field(default=32, ge=1, description="images per model call")
     image_max_wait_ms: float = Field(
         default=20.0, ge=0, description="longest an image waits for others to fill a batch"
