@@ -11,9 +11,10 @@ leave-one-sentence-out needs no second pass through the encoder. A small MLP rea
 pooled embedding, and Platt scaling fitted on held-out patients turns its logit into a
 probability (models/train_notes.py).
 
-The encoder is the expensive part (about 50 sentences/s on two CPU cores), so it is loaded
-once per process, each distinct sentence in a batch is embedded once, and embeddings are
-kept in a bounded cache: notes repeat themselves (copy-forward, stock phrases).
+The encoder is the expensive part (measured 20 to 150 sentences/s on two shared CPU
+cores), so it is loaded once per process, each distinct sentence in a batch is embedded
+once, and embeddings are kept in a bounded cache: notes repeat themselves (copy-forward,
+stock phrases).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import functools
 import io
 import os
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 from torch import nn
 
 from models.manifest import ModelManifest
@@ -98,21 +101,26 @@ class SentenceEncoder:
         self, model: SentenceTransformer, cache_size: int = 20_000, batch_size: int = 32
     ) -> None:
         self.model = model
-        self.tokenizer = model.tokenizer
         self.max_tokens = int(model.max_seq_length)
-        self.window = self.max_tokens - self.tokenizer.num_special_tokens_to_add()
+        self.window = self.max_tokens - model.tokenizer.num_special_tokens_to_add()
         """Tokens of text per chunk: the encoder's window less [CLS] and [SEP]."""
+        self._counter = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+        """A private copy of the encoder's tokenizer for counting: the shared one carries
+        whatever truncation and padding its last caller set."""
+        self._counter.no_truncation()
+        self._counter.no_padding()
         self.cache_size = cache_size
         self.batch_size = batch_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        """The worker scores from threads, and two model versions share one encoder while
+        one replaces the other."""
 
     def chunks(self, sentence_list: Sequence[str]) -> list[list[str]]:
         """Each sentence as the texts the encoder sees: itself, or consecutive windows of at
         most `window` tokens cut where a word starts (a single longer word is cut anyway),
         so that a window re-tokenises to the same tokens."""
-        encoded = self.tokenizer.backend_tokenizer.encode_batch(
-            list(sentence_list), add_special_tokens=False
-        )
+        encoded = self._counter.encode_batch(list(sentence_list), add_special_tokens=False)
         out = []
         for sentence, tokens in zip(sentence_list, encoded, strict=True):
             offsets, words = tokens.offsets, tokens.word_ids
@@ -133,6 +141,10 @@ class SentenceEncoder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """float32 [len(texts), DIM]; each distinct text not in the cache is encoded once, in
         sorted order, so that a batch's result does not depend on the order it came in."""
+        with self._lock:
+            return self._embed(texts)
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
         missing = sorted({t for t in texts if t not in self._cache})
         fresh = {}
         if missing:

@@ -3,7 +3,7 @@ labelled cohort with `notes.jsonl` (models/notes_corpus.py).
 
 A note's label is whether the patient's event falls within `horizon_h` after it was
 written, the vitals model's label. Patients (never notes) are split three ways, stratified
-by outcome: `train` fits the head, `valid` stops training and fits Platt scaling, and
+by outcome: `train` fits the head, `valid` fits Platt scaling, and
 `held_out` gives the manifest's metrics, beside those of a bag-of-keywords logistic
 regression on the same split, the baseline the encoder has to beat to be worth its cost.
 Deterministic for a seed: same cohort and seed, same bytes (one thread, deterministic
@@ -12,6 +12,7 @@ algorithms, seeded initialisation and dropout; sentences embedded in sorted orde
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from models import clinical_metrics
-from models.eventlog import Outcome, read_info, read_outcomes
+from models.eventlog import OUTCOMES_FILE, Outcome, read_info, read_outcomes
 from models.manifest import ModelManifest, install, sha256, version_name
 from models.notes_corpus import NOTES_FILE
 from models.text_model import (
@@ -278,11 +279,22 @@ def _facts(patients: np.ndarray, part: NotesData) -> dict[str, int]:
     return {"patients": len(patients), "notes": len(part.y), "positives": int(part.y.sum())}
 
 
+@functools.lru_cache(maxsize=1)
+def _embedded(cohort: Path, fingerprint: str, horizon_h: float, device: str) -> NotesData:
+    """The cohort embedded by an encoder with no cache: an embedding's last bits depend on
+    the batch it was padded in, so only a fresh, sorted pass gives the same bytes in every
+    process. Kept for the next call (keyed by the files' hashes): embedding is minutes of
+    CPU, and several seeds are often trained on one cohort."""
+    return build(cohort, SentenceEncoder(shared_encoder(device).model, cache_size=0), horizon_h)
+
+
 def train(cohort: Path, seed: int = 0, horizon_h: float = 12.0, device: str = "cpu") -> Trained:
     """On the CPU unless told otherwise: a GPU's embeddings differ in the last bits, and
     the same seed should give the same bytes on every machine."""
+    notes_sha256 = hashlib.sha256((cohort / NOTES_FILE).read_bytes()).hexdigest()
+    outcomes_sha256 = hashlib.sha256((cohort / OUTCOMES_FILE).read_bytes()).hexdigest()
+    data = _embedded(cohort, notes_sha256 + outcomes_sha256, horizon_h, device)
     encoder = shared_encoder(device)
-    data = build(cohort, encoder, horizon_h)
     patients = split_patients(data, seed)
     train_part, valid, held_out = (data.of_patients(p) for p in patients)
     for name, part in (("train", train_part), ("valid", valid), ("held_out", held_out)):
@@ -303,7 +315,6 @@ def train(cohort: Path, seed: int = 0, horizon_h: float = 12.0, device: str = "c
     }
     artifact = head_bytes(head)
     created = datetime.now(UTC)
-    notes_file = cohort / NOTES_FILE
     manifest = ModelManifest(
         name="notes",
         version=version_name("minilm-mlp", created, artifact),
@@ -328,7 +339,7 @@ def train(cohort: Path, seed: int = 0, horizon_h: float = 12.0, device: str = "c
             "cohort": read_info(cohort),
             "notes": {
                 "file": NOTES_FILE,
-                "sha256": hashlib.sha256(notes_file.read_bytes()).hexdigest(),
+                "sha256": notes_sha256,
                 "notes": len(data.y),
                 "positives": int(data.y.sum()),
             },

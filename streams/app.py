@@ -87,14 +87,24 @@ class Outbound(mode.Service):
         return self._ready
 
     async def on_start(self) -> None:
-        producer = AIOKafkaProducer(
-            **aiokafka_options(self.settings),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            max_request_size=4 * 1024 * 1024,
-        )
-        await producer.start()
+        attempt = 0
+        while True:  # a broker down while the worker starts is waited for, not fatal
+            producer = AIOKafkaProducer(
+                **aiokafka_options(self.settings),
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=2,
+                max_request_size=4 * 1024 * 1024,
+            )
+            try:
+                await producer.start()
+                break
+            except KafkaError as exc:
+                await producer.stop()
+                attempt += 1
+                delay = min(0.5 * 2**attempt, 5.0)
+                log.warning("outbound producer: %s; retry %d in %.1fs", exc, attempt, delay)
+                await asyncio.sleep(delay)
         self._producer = producer
         self._event().set()
 
