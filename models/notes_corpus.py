@@ -8,11 +8,14 @@ the notes hold what makes real ones hard. Findings are negated as often as asser
 fever", "denies chest pain", "not confused") and hedged ("?early sepsis", "possibly
 anxious"); sentences are copied forward from earlier notes after they stopped being true;
 chronic problems read like acute ones (COPD on home oxygen, known AF, dementia, chronic
-ankle oedema); benign episodes get alarming words (post-operative fever, pain, nebulisers,
-sleep desaturation); some notes say almost nothing whatever the state; nurses miss signs;
-allied-health and discharge-planning notes carry on planning a discharge while the patient
-gets worse; arrests come without a word of warning. Admission notes carry a full history
-and a medication list long enough to need more than one encoder window.
+ankle oedema); benign episodes get alarming words and a doctor called to them (post-operative
+fever, pain, nebulisers, sleep desaturation); early findings are vague ("feels warm", "a bit
+muddled, ?new", "looks unwell", which a nurse now and then writes of a well patient); some
+notes say almost nothing whatever the state; nurses miss signs; allied-health and
+discharge-planning notes carry on planning a discharge while the patient gets worse;
+arrests come without a word of warning. Admission notes carry a full history and a
+medication list long enough to need more than one encoder window. Notes come more often
+as a patient gets worse (extra nursing notes, on-call reviews), as they do on a ward.
 
 Reproducible: each patient's notes come from its own generator, keyed by (seed, patient
 index), so they do not depend on the other patients and the vitals are left unchanged.
@@ -560,6 +563,9 @@ _BENIGN = {
     ),
 }
 """What a doctor makes of a benign episode: alarming words, nothing wrong."""
+_REVIEWED = {"post_op_fever": 0.5, "pain": 0.3, "nebuliser": 0.05, "sleep_desaturation": 0.1}
+"""Chance that a benign episode brings the on-call doctor (a COPD patient has nebulisers
+four times a day, and nobody is called to each)."""
 
 
 def _impression(m: _Moment) -> tuple[str, str]:
@@ -773,7 +779,7 @@ def _schedule(c: PatientCourse, rng: np.random.Generator) -> list[tuple[datetime
     called = (severity > 0.35) & (rng.random(len(grid)) < 0.2 * severity)
     found.extend((start + timedelta(hours=float(h) + 0.5), "review") for h in grid[called])
     for episode in c.episodes:
-        if episode.kind in _BENIGN and rng.random() < 0.3:
+        if rng.random() < _REVIEWED.get(episode.kind, 0.0):
             at = episode.start_h + episode.duration_h * rng.uniform(0.3, 0.7)
             found.append((c.origin + timedelta(hours=at), "review"))
     day = start.replace(hour=0, minute=0, second=0)
