@@ -304,6 +304,16 @@ def train_vitals(
     )
 
 
+def _train_and_report(train_and_install: Any, cohort_dir: Path, seed: int) -> None:
+    started = time.monotonic()
+    target, trained = train_and_install(cohort_dir, Settings().model_dir, seed)
+    err.print(
+        f"# installed {target} in {time.monotonic() - started:.1f}s: "
+        f"{orjson.dumps(trained.manifest.metrics).decode()}",
+        highlight=False,
+    )
+
+
 @train.command("notes")
 def train_notes(
     cohort_dir: Path = typer.Option(..., "--cohort", help="cohort with notes.jsonl"),
@@ -312,13 +322,7 @@ def train_notes(
     """Train the notes model (sentence encoder + torch head) and install it."""
     from models.train_notes import train_and_install
 
-    started = time.monotonic()
-    target, trained = train_and_install(cohort_dir, Settings().model_dir, seed)
-    err.print(
-        f"# installed {target} in {time.monotonic() - started:.1f}s: "
-        f"{orjson.dumps(trained.manifest.metrics).decode()}",
-        highlight=False,
-    )
+    _train_and_report(train_and_install, cohort_dir, seed)
 
 
 @train.command("imaging")
@@ -329,13 +333,7 @@ def train_imaging(
     """Train the chest-image CNN and install it."""
     from models.train_imaging import train_and_install
 
-    started = time.monotonic()
-    target, trained = train_and_install(cohort_dir, Settings().model_dir, seed)
-    err.print(
-        f"# installed {target} in {time.monotonic() - started:.1f}s: "
-        f"{orjson.dumps(trained.manifest.metrics).decode()}",
-        highlight=False,
-    )
+    _train_and_report(train_and_install, cohort_dir, seed)
 
 
 @app.command()
