@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -143,33 +144,24 @@ def rebuild_features() -> None:
     )
 
 
-@app.command()
-def simulate(
-    patients: int = typer.Option(24, min=1, help="patients on the ward"),
-    rate: float = typer.Option(50.0, min=0.1, help="events per second (real time)"),
-    hours: float = typer.Option(24.0, min=0.01, help="simulated hours to play"),
-    interval: float = typer.Option(60.0, min=1, help="simulated seconds between monitor sends"),
-    deteriorating: float = typer.Option(0.25, min=0, max=1, help="share who deteriorate"),
-    seed: int = typer.Option(7),
-) -> None:
-    """Publish a simulated ward's vitals to vitals.v1, ending at the current time."""
+def _publish_vitals(records: Iterable[tuple[bytes, bytes]], rate: float) -> None:
+    """(key, value) records to vitals.v1 at `rate` per second (0 = as fast as possible);
+    Ctrl-C stops early, and what was sent is flushed either way."""
     settings = Settings()
     _require_services(settings, redis=False)
     from kafka import KafkaProducer
 
     from streams.kafka import client_options
-    from streams.simulator import ward_feed
 
     topics.ensure_topics(settings)
     producer = KafkaProducer(acks="all", linger_ms=5, **client_options(settings))
     topic = settings.topic(topics.VITALS)
-    start = datetime.now(UTC) - timedelta(hours=hours)
     sent, t0 = 0, time.monotonic()
     try:
-        for event in ward_feed(patients, deteriorating, start, hours, interval, seed):
-            producer.send(topic, key=event["patient_id"].encode(), value=orjson.dumps(event))
+        for key, value in records:
+            producer.send(topic, key=key, value=value)
             sent += 1
-            ahead = sent / rate - (time.monotonic() - t0)
+            ahead = sent / rate - (time.monotonic() - t0) if rate else 0
             if ahead > 0:
                 time.sleep(ahead)
             if sent % 1000 == 0:
@@ -180,6 +172,23 @@ def simulate(
         producer.flush()
         producer.close()
     err.print(f"# done: {sent} events in {time.monotonic() - t0:.1f}s", highlight=False)
+
+
+@app.command()
+def simulate(
+    patients: int = typer.Option(24, min=1, help="patients on the ward"),
+    rate: float = typer.Option(50.0, min=0.1, help="events per second (real time)"),
+    hours: float = typer.Option(24.0, min=0.01, help="simulated hours to play"),
+    interval: float = typer.Option(60.0, min=1, help="simulated seconds between monitor sends"),
+    deteriorating: float = typer.Option(0.25, min=0, max=1, help="share who deteriorate"),
+    seed: int = typer.Option(7),
+) -> None:
+    """Publish a simulated ward's vitals to vitals.v1, ending at the current time."""
+    from streams.simulator import ward_feed
+
+    start = datetime.now(UTC) - timedelta(hours=hours)
+    feed = ward_feed(patients, deteriorating, start, hours, interval, seed)
+    _publish_vitals(((e["patient_id"].encode(), orjson.dumps(e)) for e in feed), rate)
 
 
 @cohort.command("simulate")
@@ -238,28 +247,10 @@ def cohort_replay(
     rate: float = typer.Option(0.0, min=0, help="events per second (0 = as fast as possible)"),
 ) -> None:
     """Publish a cohort's vitals log to vitals.v1, keyed by patient, in log order."""
-    settings = Settings()
-    _require_services(settings, redis=False)
-    from kafka import KafkaProducer
-
     from models.eventlog import iter_vitals_lines
-    from streams.kafka import client_options
 
-    topics.ensure_topics(settings)
-    producer = KafkaProducer(acks="all", linger_ms=20, **client_options(settings))
-    topic = settings.topic(topics.VITALS)
-    sent, t0 = 0, time.monotonic()
-    try:
-        for line in iter_vitals_lines(directory):
-            producer.send(topic, key=orjson.loads(line)["patient_id"].encode(), value=line)
-            sent += 1
-            ahead = sent / rate - (time.monotonic() - t0) if rate else 0
-            if ahead > 0:
-                time.sleep(ahead)
-    finally:
-        producer.flush()
-        producer.close()
-    err.print(f"# {sent} events sent in {time.monotonic() - t0:.1f}s", highlight=False)
+    lines = iter_vitals_lines(directory)
+    _publish_vitals(((orjson.loads(line)["patient_id"].encode(), line) for line in lines), rate)
 
 
 def _training_cohort(given: Path | None, seed: int, patients: int, days: float) -> Path:

@@ -144,6 +144,19 @@ def consume_until(
     raise TimeoutError(f"{topic}: condition not met in {timeout_s}s; got {len(values)} records")
 
 
+def score_of(worker: WorkerProcess, topic: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Produce `events` to the worker's `topic`; the RiskScore the last of them triggered."""
+    produce(worker.services.kafka_bootstrap, worker.topic(topic), [event_bytes(e) for e in events])
+    trigger = events[-1]["event_id"]
+    scores = consume_until(
+        worker.services.kafka_bootstrap,
+        worker.topic("risk-scores.v1"),
+        lambda got: any(s["trigger"]["event_id"] == trigger for s in got),
+    )
+    (score,) = [s for s in scores if s["trigger"]["event_id"] == trigger]
+    return score
+
+
 def wait_for(check: Callable[[], Any], timeout_s: float = 30, every_s: float = 0.3) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:

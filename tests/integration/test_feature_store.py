@@ -24,6 +24,7 @@ from features.samples import VitalsSample
 from features.store import FeatureStore, PatientFeatures
 from features.windows import FEATURE_NAMES
 from streams.events import VitalsObservation
+from tests.strategies import observation_fields
 
 BASE = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -62,38 +63,18 @@ def apply(redis_url: str, batches: list[list[VitalsSample]], patient: str) -> Pa
     return asyncio.run(run())
 
 
-def vitals(**fields: object) -> st.SearchStrategy[object]:
-    return st.one_of(st.none(), st.floats(**fields))  # type: ignore[arg-type]
-
-
 @st.composite
 def event_logs(draw: st.DrawFn) -> list[VitalsSample]:
     n = draw(st.integers(min_value=1, max_value=60))
     span_min = draw(st.sampled_from([30, 300, 1500, 3000]))  # some logs exceed 24 h
     log = []
     for i in range(n):
-        fields = {
-            "heart_rate": draw(vitals(min_value=20, max_value=250)),
-            "respiratory_rate": draw(vitals(min_value=0, max_value=80)),
-            "spo2": draw(vitals(min_value=40, max_value=100)),
-            "temperature": draw(vitals(min_value=25, max_value=45)),
-            "systolic_bp": draw(vitals(min_value=20, max_value=300)),
-            "diastolic_bp": draw(vitals(min_value=20, max_value=300)),
-            "consciousness": draw(st.sampled_from([None, "A", "C", "V", "P", "U"])),
-        }
-        if all(v is None for v in fields.values()):
-            fields["heart_rate"] = 80.0
-        extra = {}
-        if draw(st.booleans()):
-            extra["supplemental_o2"] = draw(st.booleans())
         obs = VitalsObservation(
             event_id=f"e{i}",
             patient_id="p",
             # whole seconds, with ties: equal timestamps must be handled too
             observed_at=BASE + timedelta(seconds=draw(st.integers(0, span_min * 60))),
-            spo2_scale=draw(st.sampled_from([1, 2])),
-            **{k: v for k, v in fields.items() if v is not None},
-            **extra,
+            **draw(observation_fields()),
         )
         log.append(VitalsSample.from_event(obs))
     return log

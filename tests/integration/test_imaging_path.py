@@ -13,7 +13,7 @@ import pytest
 from models.image_model import IMAGE_INPUTS, ImageModel, read_image
 from models.manifest import install
 from models.registry import ModelSlot
-from tests.helpers import WorkerProcess, consume_until, event_bytes, produce
+from tests.helpers import WorkerProcess, consume_until, score_of
 from tests.modelkit import tiny_image_model
 
 pytestmark = pytest.mark.services
@@ -64,27 +64,12 @@ def test_study_updates_the_risk_score_and_bad_images_are_dead_lettered(
     with WorkerProcess.start(
         services, prefix, tmp_path / "worker.log", {"VIGIL_MODEL_DIR": str(models)}
     ) as worker:
-        produce(services.kafka_bootstrap, worker.topic("vitals.v1"), [event_bytes(vitals)])
-        consume_until(
-            services.kafka_bootstrap,
-            worker.topic("risk-scores.v1"),
-            lambda got: any(s["trigger"]["event_id"] == vitals["event_id"] for s in got),
-        )
-        produce(
-            services.kafka_bootstrap,
-            worker.topic("imaging-studies.v1"),
-            [event_bytes(e) for e in (missing, broken, remote, ok)],
-        )
-        scores = consume_until(
-            services.kafka_bootstrap,
-            worker.topic("risk-scores.v1"),
-            lambda got: any(s["trigger"]["event_id"] == ok["event_id"] for s in got),
-        )
+        score_of(worker, "vitals.v1", [vitals])
+        score = score_of(worker, "imaging-studies.v1", [missing, broken, remote, ok])
         dead = consume_until(
             services.kafka_bootstrap, worker.topic("dead-letter.v1"), lambda got: len(got) >= 3
         )
 
-    (score,) = [s for s in scores if s["trigger"]["event_id"] == ok["event_id"]]
     assert score["trigger"]["topic"] == "imaging-studies.v1"
     assert score["scores"]["imaging"] == pytest.approx(expected, abs=1e-5)
     assert score["model_versions"]["imaging"] == manifest.version

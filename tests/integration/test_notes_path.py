@@ -12,7 +12,7 @@ import pytest
 from models.manifest import install
 from models.registry import ModelSlot
 from models.text_model import NOTES_INPUTS, NotesModel
-from tests.helpers import WorkerProcess, consume_until, event_bytes, produce
+from tests.helpers import WorkerProcess, consume_until, score_of
 from tests.modelkit import tiny_notes_model
 
 pytestmark = pytest.mark.services
@@ -55,28 +55,13 @@ def test_note_updates_the_risk_score_and_empty_note_is_dead_lettered(
     with WorkerProcess.start(
         services, prefix, tmp_path / "worker.log", {"VIGIL_MODEL_DIR": str(models)}
     ) as worker:
-        produce(services.kafka_bootstrap, worker.topic("vitals.v1"), [event_bytes(vitals)])
-        consume_until(
-            services.kafka_bootstrap,
-            worker.topic("risk-scores.v1"),
-            lambda got: any(s["trigger"]["event_id"] == vitals["event_id"] for s in got),
-        )
-        produce(
-            services.kafka_bootstrap,
-            worker.topic("ehr-notes.v1"),
-            [event_bytes(empty), event_bytes(note)],
-        )
-        scores = consume_until(
-            services.kafka_bootstrap,
-            worker.topic("risk-scores.v1"),
-            lambda got: any(s["trigger"]["event_id"] == note["event_id"] for s in got),
-        )
+        score_of(worker, "vitals.v1", [vitals])
+        score = score_of(worker, "ehr-notes.v1", [empty, note])
         dead = consume_until(
             services.kafka_bootstrap, worker.topic("dead-letter.v1"), lambda got: len(got) >= 1
         )
         snapshot = worker.get(f"/api/patients/{pid}").json()
 
-    (score,) = [s for s in scores if s["trigger"]["event_id"] == note["event_id"]]
     assert score["trigger"]["topic"] == "ehr-notes.v1"
     assert score["scores"]["notes"] == pytest.approx(expected.probability, abs=1e-6)
     assert score["scores"]["vitals"] is not None and score["scores"]["imaging"] is None

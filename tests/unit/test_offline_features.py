@@ -21,6 +21,7 @@ from features.offline import feature_rows
 from features.samples import VitalsSample, to_us
 from features.windows import FEATURE_NAMES, HOUR_US
 from streams.events import VitalsObservation
+from tests.strategies import observation_fields
 
 BASE = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 SECOND_US = 1_000_000
@@ -70,10 +71,6 @@ def assert_rows_match_reference(
         assert rows.news2[i] == inputs, cut
 
 
-def vitals(**fields: object) -> st.SearchStrategy[object]:
-    return st.one_of(st.none(), st.floats(**fields))  # type: ignore[arg-type]
-
-
 @st.composite
 def event_logs(draw: st.DrawFn) -> list[VitalsSample]:
     """Events in random order, then redeliveries: exact copies and diverging ones."""
@@ -81,29 +78,13 @@ def event_logs(draw: st.DrawFn) -> list[VitalsSample]:
     span_min = draw(st.sampled_from([30, 300, 1500, 3000]))  # some logs exceed 24 h
     log = []
     for i in range(n):
-        fields = {
-            "heart_rate": draw(vitals(min_value=20, max_value=250)),
-            "respiratory_rate": draw(vitals(min_value=0, max_value=80)),
-            "spo2": draw(vitals(min_value=40, max_value=100)),
-            "temperature": draw(vitals(min_value=25, max_value=45)),
-            "systolic_bp": draw(vitals(min_value=20, max_value=300)),
-            "diastolic_bp": draw(vitals(min_value=20, max_value=300)),
-            "consciousness": draw(st.sampled_from([None, "A", "C", "V", "P", "U"])),
-        }
-        if all(v is None for v in fields.values()):
-            fields["heart_rate"] = 80.0
-        extra = {}
-        if draw(st.booleans()):
-            extra["supplemental_o2"] = draw(st.booleans())
         # whole seconds, with ties: equal timestamps must be handled too
         seconds = draw(st.integers(0, span_min * 60))
         log.append(
             _sample(
                 f"e{i}",
                 seconds / 60,
-                spo2_scale=draw(st.sampled_from([1, 2])),
-                **{k: v for k, v in fields.items() if v is not None},
-                **extra,
+                **draw(observation_fields()),
             )
         )
     redeliveries = draw(
