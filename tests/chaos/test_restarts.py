@@ -42,7 +42,7 @@ def test_worker_rides_out_broker_and_redis_restarts(tmp_path) -> None:
         half = len(events) // 2
         records = [(e["patient_id"].encode(), orjson.dumps(e)) for e in events]
         produce(local.kafka_bootstrap, topic, records[:half])
-        time.sleep(1.5)
+        time.sleep(0.3)  # the worker is consuming: kill while the half is in flight
         busy = [not group_caught_up(local.kafka_bootstrap, group, topic)]
         t0 = time.monotonic()
         local.kafka.kill(hard=True)
@@ -50,7 +50,7 @@ def test_worker_rides_out_broker_and_redis_restarts(tmp_path) -> None:
         local.kafka.restart()
         kafka_down_s = time.monotonic() - t0
         produce(local.kafka_bootstrap, topic, records[half:])
-        time.sleep(1.5)
+        time.sleep(0.5)
         busy.append(not group_caught_up(local.kafka_bootstrap, group, topic))
         t0 = time.monotonic()
         local.redis.kill(hard=True)
