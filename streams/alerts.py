@@ -145,6 +145,8 @@ def _driver(feature: str, value: object) -> str:
         return "alert (AVPU A)"
     if name in _LABELS:
         label, fmt = _LABELS[name]
+        if value is None:
+            return f"{label} not recorded"
         return f"{label} {fmt.format(value)}".strip() if fmt else label
     if isinstance(value, float):
         if (m := _CHANGE.match(feature)) and m["vital"] in _VITALS:
@@ -163,6 +165,9 @@ def _driver(feature: str, value: object) -> str:
                 return f"{label} {value:.3g}{unit}"
             return f"{label} {window} {_STATS[stat]} {value:.3g}{'' if stat == 'std' else unit}"
         return f"{feature.replace('_', ' ')} {value:g}"
+    m = _CHANGE.match(feature) or _ROLLING.match(feature)
+    if value is None and m and m["vital"] in _VITALS:
+        return f"no {_VITALS[m['vital']][0]} readings in {m['window']}"
     return feature
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from features.news2 import News2Inputs
+from models.vitals_model import MODEL_FEATURES
 from streams.alerts import DEFAULT_POLICY, AlertPolicy, AlertState, decide, level_for, reason
 from streams.events import Contributor, News2Result, RiskScore, Scores, Trigger
 
@@ -190,3 +195,39 @@ def test_reason_words_model_contributors_and_names_only_those_raising_risk() -> 
     )
     score.contributors = [Contributor(feature="news2_supplemental_o2", value=0.0, contribution=1)]
     assert reason(score).endswith(": on room air.")
+
+
+_FEATURES = [*MODEL_FEATURES, *(f"news2_{f.name}" for f in fields(News2Inputs)), "news2_total"]
+
+
+@given(
+    st.lists(
+        st.builds(
+            Contributor,
+            feature=st.sampled_from(_FEATURES),
+            value=st.none() | st.floats(-1e6, 1e6),
+            contribution=st.floats(0.01, 5),
+        )
+        | st.builds(
+            Contributor,
+            feature=st.just("news2_consciousness"),
+            value=st.none() | st.sampled_from(["A", "C", "V", "P", "U"]),
+            contribution=st.floats(0.01, 5),
+        ),
+        max_size=5,
+    )
+)
+def test_reason_words_any_contributor_even_an_unmeasured_one(contributors) -> None:
+    score = risk(0.7, 0)
+    score.contributors = contributors
+    text = reason(score)
+    assert text.startswith("NEWS2 0 (low), risk 0.70") and text.endswith(".")
+
+
+def test_reason_says_an_unmeasured_vital_was_not_recorded() -> None:
+    score = risk(0.7, 0)
+    score.contributors = [
+        Contributor(feature="news2_temperature", value=None, contribution=0.5),
+        Contributor(feature="temp_mean_6h", value=None, contribution=0.2),
+    ]
+    assert reason(score).endswith(": temperature not recorded, no temperature readings in 6h.")
