@@ -1,14 +1,13 @@
 """The bare-Faust ceiling: an agent on the same topic layout that only parses JSON.
 
-Run by `bench.vitals_throughput` as a subprocess (`python -m bench.bare_faust TOPIC`);
-prints `consumed <n> <monotonic seconds>` after every batch.
+Run by `bench.ceilings` as a subprocess (`python -m bench.bare_faust TOPIC DATADIR`, the
+caller owning DATADIR); prints `consumed <n> <monotonic seconds>` after every batch.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 import uuid
 
@@ -17,11 +16,11 @@ import orjson
 
 
 def main() -> None:
-    topic_name = sys.argv[1]
+    topic_name, datadir = sys.argv[1], sys.argv[2]
     app = faust.App(
         f"bench-bare-{uuid.uuid4().hex[:6]}",
         broker=f"kafka://{os.environ['VIGIL_KAFKA_BOOTSTRAP']}",
-        datadir=tempfile.mkdtemp(prefix="bench-bare-"),
+        datadir=datadir,
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",

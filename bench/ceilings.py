@@ -1,0 +1,176 @@
+"""Ceilings beside Vigil, on the same records: raw Kafka, bare Faust, raw Redis.
+
+- raw aiokafka pass-through: consume every record and produce it to another topic,
+  awaiting the acks (the ceiling for any consume-produce service on this broker);
+- bare Faust: an agent with Vigil's batching that only parses JSON (`bench/bare_faust.py`);
+- Redis, plain: the writes that store the samples (HSET of the event id, ZADD of the
+  sample), pipelined per batch, with no feature computation;
+- Redis, Vigil's Lua: `FeatureStore.apply_vitals` (one EVALSHA of `update_vitals.lua`
+  per patient per batch, pipelined), the first of the worker's two Redis round trips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.feed import Record
+from features.samples import VitalsSample
+from features.store import FeatureStore
+from streams.events import VitalsObservation
+from streams.settings import Settings
+
+Batch = dict[str, list[VitalsSample]]
+
+
+async def passthrough(bootstrap: str, source: str, sink: str, n: int) -> float:
+    """Seconds to consume n records and produce each one, acks awaited per fetched batch."""
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await consumer.start()
+    await producer.start()
+    seen, started = 0, None
+    try:
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            if started is None and batches:
+                started = time.perf_counter()
+            pending = [
+                await producer.send(sink, key=r.key, value=r.value)
+                for records in batches.values()
+                for r in records
+            ]
+            await asyncio.gather(*pending)
+            seen += len(pending)
+            await consumer.commit()
+        return time.perf_counter() - (started or time.perf_counter())
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def bare_faust(bootstrap: str, topic: str, n: int, log: Path) -> float:
+    """Seconds for a parse-only Faust agent to consume n records, from its first batch
+    (extrapolated over the records of that first batch)."""
+    env = {**os.environ, "VIGIL_KAFKA_BOOTSTRAP": bootstrap}
+    with tempfile.TemporaryDirectory(prefix="bench-bare-") as datadir:
+        with log.open("ab") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.bare_faust", topic, datadir],
+                env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+            )  # fmt: skip
+        return _first_to_nth(proc, n, log)
+
+
+def _first_to_nth(proc: subprocess.Popen[str], n: int, log: Path) -> float:
+    """Read the agent's progress lines until it has consumed n; stop it either way."""
+    try:
+        assert proc.stdout is not None
+        first: tuple[float, int] | None = None
+        for line in proc.stdout:
+            _, count, at = line.split()
+            if first is None:
+                first = (float(at), int(count))
+            if int(count) >= n:
+                return (float(at) - first[0]) * n / (n - first[1])
+        raise RuntimeError(f"bare Faust agent exited early: {log.read_text()[-1500:]}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def store_batches(records: list[Record], batch_max: int) -> list[Batch]:
+    """The records as the worker's vitals path hands them to the store: validated, in
+    batches of `batch_max` in arrival order, grouped by patient."""
+    batches: list[Batch] = []
+    for start in range(0, len(records), batch_max):
+        batch: Batch = {}
+        for r in records[start : start + batch_max]:
+            obs = VitalsObservation.model_validate_json(r.value)
+            batch.setdefault(obs.patient_id, []).append(VitalsSample.from_event(obs))
+        batches.append(batch)
+    return batches
+
+
+@dataclass(frozen=True)
+class RedisRun:
+    """One pass over the batches: wall time, and where the CPU went."""
+
+    seconds: float
+    server_cpu_s: float
+    """redis-server's CPU time (INFO cpu, user + sys) during the pass."""
+    client_cpu_s: float
+    """This process's CPU time (redis-py packing and parsing, the Python around it)."""
+
+
+async def server_cpu(client: aioredis.Redis) -> float:
+    info = await client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+Writer = Callable[[Batch], Awaitable[object]]
+
+
+async def _timed(
+    redis_url: str, writer: Callable[[aioredis.Redis], Writer], batches: list[Batch]
+) -> RedisRun:
+    client = aioredis.Redis.from_url(redis_url)
+    write = writer(client)
+    try:
+        server, cpu, started = await server_cpu(client), time.process_time(), time.perf_counter()
+        for batch in batches:
+            await write(batch)
+        seconds = time.perf_counter() - started
+        return RedisRun(seconds, await server_cpu(client) - server, time.process_time() - cpu)
+    finally:
+        await client.aclose()
+
+
+async def redis_plain(redis_url: str, namespace: str, batches: list[Batch]) -> RedisRun:
+    """Every sample written with plain pipelined HSET + ZADD, one pipeline per batch: the
+    keys and members `update_vitals.lua` writes, without its reads, trimming or features."""
+
+    def writer(client: aioredis.Redis) -> Writer:
+        keys = FeatureStore(client, namespace).keys
+
+        async def write(batch: Batch) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                for patient_id, samples in batch.items():
+                    patient = keys(patient_id)
+                    for s in samples:
+                        pipe.hset(patient.ids, s.event_id, s.observed_us)
+                        pipe.zadd(patient.samples, {f"{s.packed()}|{s.event_id}": s.observed_us})
+                await pipe.execute()
+
+        return write
+
+    return await _timed(redis_url, writer, batches)
+
+
+async def redis_lua(redis_url: str, namespace: str, batches: list[Batch]) -> RedisRun:
+    """`FeatureStore.apply_vitals` over the batches: dedupe, insert, trim and all 168
+    rolling features per patient in Lua, the features parsed back in Python."""
+
+    def writer(client: aioredis.Redis) -> Writer:
+        d = Settings()
+        store = FeatureStore(client, namespace, d.patient_ttl_h, d.news2_lookback_h, d.history_h)
+        return store.apply_vitals
+
+    return await _timed(redis_url, writer, batches)

@@ -1,0 +1,201 @@
+"""What a benchmark run records about its machine, and its results as markdown tables."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("faust-streaming", "aiokafka", "kafka-python", "redis", "hiredis", "xgboost")
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def versions() -> dict[str, str]:
+    return {name: metadata.version(name) for name in PACKAGES}
+
+
+def _n(x: float | None) -> str:
+    return "–" if x is None else f"{x:,.0f}"
+
+
+def _ms(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:.1f}"
+
+
+def _mib(x: float) -> str:
+    return f"{x / 2**20:,.1f} MiB"
+
+
+def _kib(x: float) -> str:
+    return f"{x / 1024:,.1f} KiB"
+
+
+def _batch_note(b: dict[str, float]) -> str:
+    return f"mean batch {b['mean_batch_events']:.0f} events in {b['mean_batch_ms']:.0f} ms"
+
+
+def _cpu_note(run: dict[str, float]) -> str:
+    return (
+        f"CPU: redis-server {run['server_cpu_s'] / run['seconds']:.0%}, "
+        f"client {run['client_cpu_s'] / run['seconds']:.0%} of the wall time"
+    )
+
+
+def throughput_table(result: dict[str, Any]) -> list[str]:
+    c, t = result.get("ceilings", {}), result.get("throughput", {})
+    rows = [
+        (label, c.get(key), note)
+        for label, key, note in (
+            ("raw aiokafka pass-through", "passthrough_events_per_s", "consume + produce, acks"),
+            ("bare Faust agent", "bare_faust_events_per_s", "parse only, Vigil's batching"),
+            ("Redis, plain HSET + ZADD", "redis_plain_events_per_s", "pipelined, no features"),
+            ("Redis, `update_vitals.lua`", "redis_lua_events_per_s", "FeatureStore.apply_vitals"),
+        )
+    ]
+    for i, key in ((2, "redis_plain"), (3, "redis_lua")):
+        if key in c:
+            label, rate, note = rows[i]
+            per_call = c["redis_batch_events"] / c["redis_mean_patients_per_batch"]
+            note += f", {per_call:.1f} events per patient per batch; {_cpu_note(c[key])}"
+            rows[i] = (label, rate, note)
+    rows += [
+        (
+            f"Vigil, {w['workers']} worker{'s' if w['workers'] > 1 else ''}",
+            w["events_per_s"],
+            f"{w['events'] / max(w['scores'], 1):.1f} events per score, "
+            + _batch_note(w["batches"]),
+        )
+        for w in t.get("runs", [])
+    ]
+    lines = ["| path | events/s | note |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {_n(rate)} | {note} |" for name, rate, note in rows if rate is not None]
+    for key, label in (
+        ("ratio_1_worker_to_bare_faust", "Vigil 1 worker / bare Faust"),
+        ("ratio_2_workers_to_bare_faust", "Vigil 2 workers / bare Faust"),
+        ("ratio_2_workers_to_1", "Vigil 2 workers / 1 worker"),
+    ):
+        if key in t:
+            lines.append(f"| {label} | {t[key]:.3f} | |")
+    return lines
+
+
+def _unscored(level: dict[str, Any]) -> str:
+    n = level["unscored_events"]
+    return f" ({n:,} never scored)" if n else ""
+
+
+def latency_table(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "| load | events/s | events | p50 ms | p95 ms | p99 ms | max ms "
+        "| p50 first → last quarter | worker batches |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for lv in result.get("latency", {}).get("levels", []):
+        lines.append(
+            f"| {lv['share']:.0%} | {_n(lv['rate'])} | {_n(lv['sent'])}{_unscored(lv)} "
+            f"| {_ms(lv['p50_ms'])} "
+            f"| {_ms(lv['p95_ms'])} | {_ms(lv['p99_ms'])} | {_ms(lv['max_ms'])} "
+            f"| {_ms(lv['p50_first_quarter_ms'])} → {_ms(lv['p50_last_quarter_ms'])} "
+            f"| {lv['sent'] / max(lv['scores'], 1):.1f} events per score, "
+            f"{_batch_note(lv['batches'])} |"
+        )
+    return lines
+
+
+def memory_table(result: dict[str, Any]) -> list[str]:
+    mem = result.get("memory", {})
+    lines = ["| measure | value |", "| --- | --- |"]
+    r = mem.get("redis")
+    if r:
+        lines += [
+            f"| Redis per patient, features ({r['samples_per_patient']:.0f} samples), "
+            f"{r['patients']} patients after a day "
+            f"| {_kib(r['feature_bytes_per_patient'])} |",
+            f"| Redis per patient, scores ({r['history_per_patient']:.0f} in 24 h history) "
+            f"| {_kib(r['score_bytes_per_patient'])} |",
+            f"| Redis per patient, total (used_memory delta / patients) "
+            f"| {_kib(r['bytes_per_patient'])} |",
+        ]
+        lines += [
+            f"| `MEMORY USAGE` of key `{kind}`, mean | {_kib(b)} |"
+            for kind, b in r["key_bytes"].items()
+        ]
+    for row in mem.get("worker_rss", []):
+        lines.append(
+            f"| worker RSS, {row['patients']:,} patients ({row['events']:,} events) "
+            f"| {_mib(row['rss_bytes'])} (peak {_mib(row['peak_rss_bytes'])}) |"
+        )
+    return lines
+
+
+def window_table(result: dict[str, Any]) -> list[str]:
+    r = result.get("memory", {}).get("redis")
+    if not r:
+        return []
+    lines = [
+        "| window per patient | events/s | redis-server CPU share |",
+        "| --- | --- | --- |",
+    ]
+    for key in ("lua_after_1h", "lua_after_24h"):
+        run = r[key]
+        lines.append(
+            f"| {run['window_samples']:,.0f} samples | {_n(run['events'] / run['seconds'])} "
+            f"| {run['server_cpu_s'] / run['seconds']:.0%} |"
+        )
+    return lines
+
+
+def replay_table(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "| ward replayed | events | seconds | events/s | extrapolated to 1,000 beds x 24 h |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in result.get("replay", {}).get("runs", []):
+        lines.append(
+            f"| {r['beds']:,} beds x {r['hours']:g} h | {_n(r['events'])} | {r['seconds']:.1f} | "
+            f"{_n(r['events_per_s'])} | {r['extrapolated_seconds'] / 60:.1f} min (linear) |"
+        )
+    return lines
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    head = [
+        f"Vigil benchmark, {result['at']}: {m['cpus']} CPUs ({m['cpu']}), Python {m['python']}, "
+        f"Kafka {result['services']['kafka']}, Redis {result['services']['redis']}, "
+        f"vitals model: {result.get('vitals_model', {}).get('version') or '–'}",
+    ]
+    sections = [
+        ("Throughput (sustained, preloaded backlog)", throughput_table),
+        ("End-to-end latency (send → score on risk-scores.v1)", latency_table),
+        ("Memory", memory_table),
+        ("`update_vitals.lua`, one event per patient per call (as live traffic)", window_table),
+        ("Replay (`vigil rebuild-features`)", replay_table),
+    ]
+    out = head
+    for title, table in sections:
+        lines = table(result)
+        if len(lines) > 2:
+            out += ["", f"### {title}", "", *lines]
+    return "\n".join(out)

@@ -1,0 +1,239 @@
+"""Vigil's vitals path against its ceilings, in one run on real Kafka and Redis.
+
+    python -m bench [--quick] [--out bench-results.json] [--stages ceilings,throughput,...]
+
+Uses VIGIL_KAFKA_BOOTSTRAP and VIGIL_REDIS_URL when both are set, else starts a local
+Kafka and redis-server for the run. Workers inherit the environment, so VIGIL_MODEL_DIR
+picks the vitals model (without one they score with the NEWS2 fallback). Stages:
+
+- ceilings: raw aiokafka pass-through, bare Faust, plain Redis writes, Vigil's Lua alone;
+- throughput: sustained events/s of 1 and 2 workers in one group, ratio to bare Faust;
+- latency: send → score p50/p95/p99 at 25, 50 and 90 % of the 1-worker sustained rate;
+- memory: Redis bytes per patient after a day of 1/min vitals; worker RSS by ward size;
+- replay: `vigil rebuild-features` on scaled-down wards, extrapolated to 1,000 beds x 24 h.
+
+Writes every number as JSON to --out and prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import ceilings, latency, memory, replay, report, throughput
+from bench.feed import Record, produce, ward_events
+from bench.services import Services, services
+from models import news2_fallback
+from streams import topics
+from streams.settings import Settings
+
+STAGES = ("ceilings", "throughput", "latency", "memory", "replay")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big each stage is: the defaults are the full run (about 6 min on 2 cores)."""
+
+    events: int = 30_000
+    patients: int = 200
+    workers: tuple[int, ...] = (1, 2)
+    latency_shares: tuple[float, ...] = (0.25, 0.5, 0.9)
+    latency_seconds: float = 25.0
+    memory_patients: int = 200
+    rss_wards: tuple[int, ...] = (1_000, 10_000)
+    rss_events_per_patient: int = 2
+    replays: tuple[tuple[int, float], ...] = ((200, 24.0), (1_000, 4.0))
+
+
+QUICK = Plan(
+    events=4_000,
+    patients=100,
+    latency_seconds=6.0,
+    memory_patients=20,
+    rss_wards=(100, 1_000),
+    replays=((10, 24.0), (100, 1.0)),
+)
+
+
+def _say(message: str) -> None:
+    print(f"# {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def run_ceilings(svc: Services, records: list[Record], log: Path) -> dict[str, Any]:
+    settings = svc.fresh("ceil")
+    # this prefix's scores topic is the pass-through's sink: no worker runs on it
+    source, sink = settings.topic(topics.VITALS), settings.topic(topics.SCORES)
+    produce(svc.bootstrap, source, records)
+    n = len(records)
+    passthrough_s = asyncio.run(ceilings.passthrough(svc.bootstrap, source, sink, n))
+    _say(f"pass-through: {n / passthrough_s:,.0f} events/s")
+    faust_s = ceilings.bare_faust(svc.bootstrap, source, n, log)
+    _say(f"bare Faust: {n / faust_s:,.0f} events/s")
+    batches = ceilings.store_batches(records, settings.batch_max)
+    ns = settings.redis_namespace
+    plain = asyncio.run(ceilings.redis_plain(svc.redis_url, f"{ns}plain:", batches))
+    lua = asyncio.run(ceilings.redis_lua(svc.redis_url, f"{ns}lua:", batches))
+    _say(f"Redis: plain {n / plain.seconds:,.0f}, Lua {n / lua.seconds:,.0f} events/s")
+    return {
+        "events": n,
+        "passthrough_events_per_s": n / passthrough_s,
+        "bare_faust_events_per_s": n / faust_s,
+        "redis_plain_events_per_s": n / plain.seconds,
+        "redis_lua_events_per_s": n / lua.seconds,
+        "redis_plain": asdict(plain),
+        "redis_lua": asdict(lua),
+        "redis_batch_events": settings.batch_max,
+        "redis_mean_patients_per_batch": sum(map(len, batches)) / len(batches),
+    }
+
+
+def run_throughput(svc: Services, records: list[Record], plan: Plan, log: Path) -> dict[str, Any]:
+    runs = []
+    for count in plan.workers:
+        result = throughput.sustained(svc, records, count, log)
+        _say(f"{count} worker(s): {result.events_per_s:,.0f} events/s ({result.vitals_model})")
+        runs.append({**asdict(result), "events_per_s": result.events_per_s})
+    return {"runs": runs}
+
+
+def run_latency(svc: Services, plan: Plan, max_rate: float, log: Path) -> dict[str, Any]:
+    levels = []
+    for share in plan.latency_shares:
+        rate = share * max_rate
+        records = ward_events(plan.patients, round(rate * plan.latency_seconds), seed=2)
+        level = latency.measure(svc, records, share, rate, log)
+        _say(f"latency at {share:.0%} ({rate:,.0f}/s): p50 {level.p50_ms:.0f} ms, "
+             f"p99 {level.p99_ms:.0f} ms, {level.unscored_events} unscored")  # fmt: skip
+        levels.append(asdict(level))
+    return {"max_rate_events_per_s": max_rate, "workers": 1, "levels": levels}
+
+
+def run_memory(svc: Services, plan: Plan, log: Path) -> dict[str, Any]:
+    redis_day = memory.redis_per_patient(svc, plan.memory_patients)
+    _say(f"Redis: {redis_day.bytes_per_patient / 1024:,.0f} KiB per patient")
+    template = ward_events(200, 200 * 5, seed=4)  # courses the distinct patients borrow
+    rss = memory.worker_rss(svc, template, list(plan.rss_wards), plan.rss_events_per_patient, log)
+    _say(f"worker RSS: {', '.join(f'{r.patients}: {r.rss_bytes / 2**20:,.0f} MiB' for r in rss)}")
+    return {
+        "redis": {**asdict(redis_day), "bytes_per_patient": redis_day.bytes_per_patient},
+        "worker_rss": [asdict(r) for r in rss],
+    }
+
+
+def run_replay(svc: Services, plan: Plan) -> dict[str, Any]:
+    runs = []
+    for beds, hours in plan.replays:
+        r = replay.rebuild(svc, beds, hours)
+        _say(f"replay {beds} beds x {hours:g} h: {r.events_per_s:,.0f} events/s")
+        runs.append(
+            {
+                **asdict(r),
+                "events_per_s": r.events_per_s,
+                "extrapolated_seconds": r.extrapolated_seconds,
+            }
+        )
+    return {
+        "target": f"{replay.TARGET_BEDS} beds x {replay.TARGET_HOURS:g} h",
+        "extrapolated": "linearly by bed-hours from each ward; optimistic (bench/replay.py)",
+        "runs": runs,
+    }
+
+
+def _ratios(result: dict[str, Any]) -> None:
+    runs = {r["workers"]: r["events_per_s"] for r in result.get("throughput", {}).get("runs", [])}
+    bare = result.get("ceilings", {}).get("bare_faust_events_per_s")
+    t = result.get("throughput", {})
+    if bare and 1 in runs:
+        t["ratio_1_worker_to_bare_faust"] = runs[1] / bare
+    if bare and 2 in runs:
+        t["ratio_2_workers_to_bare_faust"] = runs[2] / bare
+    if 1 in runs and 2 in runs:
+        t["ratio_2_workers_to_1"] = runs[2] / runs[1]
+
+
+def _vitals_model(result: dict[str, Any]) -> dict[str, Any]:
+    seen = [lv["vitals_model"] for lv in result.get("latency", {}).get("levels", [])]
+    seen += [r["vitals_model"] for r in result.get("throughput", {}).get("runs", [])]
+    version = next((v for v in seen if v), None)
+    return {
+        "version": version,
+        "loaded": version is not None and version != news2_fallback.VERSION,
+        "model_dir": str(Settings().model_dir),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--out", type=Path, default=Path("bench-results.json"), help="JSON results file"
+    )
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated of {STAGES}")
+    parser.add_argument("--events", type=int, help="throughput events (default 30000)")
+    parser.add_argument("--patients", type=int, help="throughput/latency patients (default 200)")
+    parser.add_argument(
+        "--max-rate", type=float, help="1-worker events/s for latency when throughput is skipped"
+    )
+    args = parser.parse_args(argv)
+    args.stages = [s for s in args.stages.split(",") if s]
+    if unknown := set(args.stages) - set(STAGES):
+        parser.error(f"unknown stages {sorted(unknown)}")
+    if "latency" in args.stages and "throughput" not in args.stages and not args.max_rate:
+        parser.error("--stages latency without throughput needs --max-rate")
+    return args
+
+
+def run_stages(svc: Services, args: argparse.Namespace, plan: Plan, log: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    needs_records = {"ceilings", "throughput"} & set(args.stages)
+    records = ward_events(plan.patients, plan.events) if needs_records else []
+    if "ceilings" in args.stages:
+        result["ceilings"] = run_ceilings(svc, records, log)
+    if "throughput" in args.stages:
+        result["throughput"] = run_throughput(svc, records, plan, log)
+    if "latency" in args.stages:
+        runs = result.get("throughput", {}).get("runs", [])
+        max_rate = args.max_rate or next(r["events_per_s"] for r in runs if r["workers"] == 1)
+        result["latency"] = run_latency(svc, plan, max_rate, log)
+    if "memory" in args.stages:
+        result["memory"] = run_memory(svc, plan, log)
+    if "replay" in args.stages:
+        result["replay"] = run_replay(svc, plan)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    plan = QUICK if args.quick else Plan()
+    plan = replace(plan, events=args.events or plan.events, patients=args.patients or plan.patients)
+    log = Path(tempfile.mkdtemp(prefix="vigil-bench-logs-")) / "workers.log"
+    _say(f"worker logs: {log}")
+    result: dict[str, Any] = {
+        "command": shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": report.machine(),
+        "versions": report.versions(),
+        "plan": asdict(plan),
+    }
+    started = time.monotonic()
+    with services() as svc:
+        kafka, redis = svc.kafka_version, svc.redis_version()
+        result["services"] = {"kafka": kafka, "redis": redis, "local": svc.local}
+        result |= run_stages(svc, args, plan, log)
+    _ratios(result)
+    result["vitals_model"] = _vitals_model(result)
+    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["seconds"] = round(time.monotonic() - started, 1)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(report.markdown(result))
+    print(f"\nresults: {args.out.resolve()}")

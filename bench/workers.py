@@ -1,0 +1,212 @@
+"""`vigil worker` processes under the benchmark: start, watch through /metrics, stop.
+
+The workers inherit the benchmark's environment, so VIGIL_MODEL_DIR (and any other
+VIGIL_* knob) reaches them; without a model directory they score with the NEWS2 fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from streams import launcher, topics
+from streams.kafka import admin_client
+from streams.settings import Settings
+
+POLL_S = 0.2
+"""How often progress is read from /metrics (each read costs the worker a little CPU)."""
+
+
+@dataclass(frozen=True)
+class Batches:
+    count: int
+    events: int
+    seconds: float
+    """Time in `Worker.handle` (validate, Redis, score, produce), summed over batches."""
+
+    @classmethod
+    def total(cls, parts: list[Batches]) -> Batches:
+        return cls(
+            sum(b.count for b in parts), sum(b.events for b in parts), sum(b.seconds for b in parts)
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "batches": self.count,
+            "mean_batch_events": self.events / self.count if self.count else 0.0,
+            "mean_batch_ms": 1000 * self.seconds / self.count if self.count else 0.0,
+        }
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.url}/metrics", timeout=5).text
+
+    def consumed(self, topic: str) -> float:
+        """Records taken by the worker's agent so far (counted as each batch starts)."""
+        return self.sample("vigil_events_in_total", topic)
+
+    def sample(self, name: str, topic: str, text: str | None = None) -> float:
+        """One labelled sample of /metrics (0 when absent)."""
+        pattern = rf'^{name}{{topic="{re.escape(topic)}"}} (\S+)$'
+        match = re.search(pattern, text or self.metrics(), re.M)
+        return float(match.group(1)) if match else 0.0
+
+    def batches(self, topic: str) -> Batches:
+        """What the worker's batches of `topic` looked like so far."""
+        text = self.metrics()
+        count = self.sample("vigil_batch_size_count", topic, text)
+        events = self.sample("vigil_batch_size_sum", topic, text)
+        seconds = self.sample("vigil_batch_processing_seconds_sum", topic, text)
+        return Batches(int(count), int(events), seconds)
+
+    def batches_done(self, topic: str) -> bool:
+        """Whether every batch the worker has taken is processed and published."""
+        text = self.metrics()
+        taken = self.sample("vigil_batch_size_count", topic, text)
+        return taken == self.sample("vigil_batch_processing_seconds_count", topic, text)
+
+    def vitals_model(self) -> str | None:
+        """The version that scored this worker's batches (the score's model_versions.vitals)."""
+        match = re.search(r'^vigil_model_seconds_count{model="([^"]+)"}', self.metrics(), re.M)
+        return match.group(1) if match else None
+
+    def rss_bytes(self) -> int:
+        """Resident set size now (the worker is one process)."""
+        return self._status_bytes("VmRSS")
+
+    def peak_rss_bytes(self) -> int:
+        """The largest resident set size so far."""
+        return self._status_bytes("VmHWM")
+
+    def _status_bytes(self, name: str) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(f"{name}:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no {name} in /proc/{self.proc.pid}/status")
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"worker exited: {self.log.read_text()[-2000:]}")
+
+    def wait_healthy(self, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"worker not healthy in {timeout_s:.0f}s; log {self.log}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def spawn(settings: Settings, log: Path) -> Worker:
+    port = launcher.free_port()
+    env = {
+        **os.environ,
+        "VIGIL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "VIGIL_REDIS_URL": settings.redis_url,
+        "VIGIL_TOPIC_PREFIX": settings.topic_prefix,
+        "VIGIL_WEB_PORT": str(port),
+        "VIGIL_WEB_HOST": "127.0.0.1",
+    }
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    return Worker(proc, port, log)
+
+
+def wait_group_stable(settings: Settings, members: int, timeout_s: float = 120) -> None:
+    """Until the worker group is Stable with `members` members that all hold partitions
+    of the vitals topic, so that a measurement starts after the (re)balancing."""
+    admin = admin_client(settings)
+    vitals = settings.topic(topics.VITALS)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            group = admin.describe_groups([settings.app_id])[settings.app_id]
+            holding = [m for m in group.get("members", []) if _holds(m, vitals)]
+            if group.get("group_state") == "Stable" and len(holding) == members:
+                return
+            time.sleep(0.5)
+    finally:
+        admin.close()
+    raise TimeoutError(f"group {settings.app_id} not stable with {members} members")
+
+
+def _holds(member: dict, topic: str) -> bool:
+    assignment = member.get("member_assignment") or {}
+    return any(
+        t.get("topic") == topic and t.get("partitions")
+        for t in assignment.get("assigned_partitions", [])
+    )
+
+
+@contextmanager
+def running(settings: Settings, count: int, log: Path) -> Iterator[list[Worker]]:
+    """`count` workers in one consumer group, healthy and balanced; stopped on the way out."""
+    workers = [spawn(settings, log) for _ in range(count)]
+    try:
+        for worker in workers:
+            worker.wait_healthy()
+        wait_group_stable(settings, count)
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def wait_consumed(
+    workers: list[Worker], topic: str, total: int, timeout_s: float
+) -> tuple[float, float]:
+    """Poll until the workers together have taken `total` records of `topic`; returns
+    (perf_counter time, count) of that moment."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for worker in workers:
+            worker.check_alive()
+        count = sum(w.consumed(topic) for w in workers)
+        if count >= total:
+            return time.perf_counter(), count
+        time.sleep(POLL_S)
+    raise TimeoutError(f"{topic}: fewer than {total} records consumed in {timeout_s:.0f}s")
+
+
+def wait_batches_done(workers: list[Worker], topic: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not all(w.batches_done(topic) for w in workers):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{topic}: batches still in flight after {timeout_s:.0f}s")
+        time.sleep(POLL_S)
