@@ -29,6 +29,8 @@ class Dataset:
     patient: np.ndarray
     """Row -> index into `outcomes`."""
     check_us: np.ndarray
+    as_of_us: np.ndarray
+    """Time of the patient's latest vitals observation at the check."""
     news2_total: np.ndarray
     outcomes: list[Outcome]
     horizon_h: float
@@ -40,6 +42,7 @@ class Dataset:
             y=self.y[rows],
             patient=self.patient[rows],
             check_us=self.check_us[rows],
+            as_of_us=self.as_of_us[rows],
             news2_total=self.news2_total[rows],
             outcomes=self.outcomes,
             horizon_h=self.horizon_h,
@@ -69,7 +72,7 @@ def build(
     logs = read_vitals(cohort)
     step = int(every_h * HOUR_US)
     horizon = int(horizon_h * HOUR_US)
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    parts: list[tuple[np.ndarray, ...]] = []
     for index, outcome in enumerate(outcomes):
         log = logs.get(outcome.patient_id)
         if not log:
@@ -92,8 +95,11 @@ def build(
             event = to_us(outcome.event_at)
             y = ((checks < event) & (event <= checks + horizon)).astype(np.int8)
         totals = np.array([news2(n).total for n in news], dtype=np.int16)  # type: ignore[arg-type]
-        parts.append((x, y, np.full(len(checks), index, dtype=np.int32), checks, totals))
+        patient = np.full(len(checks), index, dtype=np.int32)
+        parts.append((x, y, patient, checks, rows.as_of_us[seen], totals))
     if not parts:
         raise ValueError(f"{cohort}: no patient has a vitals event inside its stay")
-    x, y, patient, check_us, totals = (np.concatenate(p) for p in zip(*parts, strict=True))
-    return Dataset(x, y, patient, check_us, totals, outcomes, horizon_h, every_h)
+    x, y, patient, check_us, as_of_us, totals = (
+        np.concatenate(p) for p in zip(*parts, strict=True)
+    )
+    return Dataset(x, y, patient, check_us, as_of_us, totals, outcomes, horizon_h, every_h)

@@ -33,6 +33,7 @@ from models.image_model import (
     LABELS,
     WINDOW,
     ChestNet,
+    ImageModel,
     export,
     read_image,
     resolve_device,
@@ -40,6 +41,7 @@ from models.image_model import (
 )
 from models.imaging_data import INFO_FILE, LABELS_FILE, STUDIES_FILE
 from models.manifest import ModelManifest, install, sha256, version_name
+from streams.events import ImagingStudy
 
 EPOCHS = 30
 BATCH_SIZE = 16
@@ -255,3 +257,23 @@ def train(directory: Path, seed: int = 0, epochs: int = EPOCHS, device: str = "c
 def train_and_install(directory: Path, model_dir: Path, seed: int = 0) -> tuple[Path, Trained]:
     trained = train(directory, seed)
     return install(model_dir, trained.manifest, trained.artifact), trained
+
+
+def study_scores(
+    model: ImageModel, directory: Path, batch_size: int = 64
+) -> list[tuple[str, datetime, float]]:
+    """(patient_id, acquired_at, imaging score) of every study of a cohort, read and scored
+    as the worker does: what evaluation and the fusion model join to the vitals rows."""
+    with (directory / STUDIES_FILE).open("rb") as f:
+        studies = [ImagingStudy.model_validate_json(line) for line in f if line.strip()]
+    out: list[tuple[str, datetime, float]] = []
+    for lo in range(0, len(studies), batch_size):
+        batch = studies[lo : lo + batch_size]
+        pixels = np.stack(
+            [model.preprocess(read_image(s.image_uri, MAX_IMAGE_BYTES)) for s in batch]
+        )
+        out.extend(
+            (s.patient_id, s.acquired_at, model.score(p))
+            for s, p in zip(batch, model.predict(pixels), strict=True)
+        )
+    return out

@@ -117,6 +117,11 @@ class VitalsModel:
         """Platt scaling fitted on patients held out of training (see the manifest)."""
         return 1.0 / (1.0 + np.exp(-(self.a * margin + self.b)))
 
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities alone, for whole cohorts where nobody reads the SHAP."""
+        matrix = xgb.DMatrix(x, missing=np.nan, feature_names=list(MODEL_FEATURES))
+        return self.calibrate(self.booster.predict(matrix, output_margin=True).astype(np.float64))
+
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """XGBoost's own TreeSHAP values, one column per feature plus the bias last."""
         matrix = xgb.DMatrix(x, missing=np.nan, feature_names=list(MODEL_FEATURES))

@@ -253,18 +253,40 @@ def cohort_replay(
     _publish_vitals(((orjson.loads(line)["patient_id"].encode(), line) for line in lines), rate)
 
 
-def _training_cohort(given: Path | None, seed: int, patients: int, days: float) -> Path:
-    """The cohort to use: the one given, or a simulated one cached by its parameters."""
+def _training_cohort(
+    given: Path | None, seed: int, patients: int, days: float, multimodal: bool = False
+) -> Path:
+    """The cohort to use: the one given, or a simulated one cached by its parameters
+    (`multimodal`: with notes and chest films)."""
     if given is not None:
         return given
     from models import cohort as cohort_sim
 
-    path = launcher.cache_dir() / "cohorts" / f"sim-{patients}p-{days:g}d-seed{seed}"
+    name = f"sim-{patients}p-{days:g}d-seed{seed}" + ("-multimodal" if multimodal else "")
+    path = launcher.cache_dir() / "cohorts" / name
     if not (path / "cohort.json").exists():
         err.print(f"# simulating a cohort into {path}", highlight=False)
         spec = cohort_sim.CohortSpec(patients=patients, days=days, seed=seed)
         cohort_sim.write(spec, path)
+        if multimodal:
+            from models.imaging_data import write_images
+            from models.notes_corpus import write_notes
+
+            write_notes(spec, path)
+            write_images(spec, path)
     return path
+
+
+def _installed_models(settings: Settings) -> Any:
+    """Every installed model, loaded now; fails without a vitals model."""
+    from streams.scoring import ModelSet
+
+    models = ModelSet.from_settings(settings)
+    for slot in (models.vitals, models.fusion, models.notes, models.imaging):
+        slot.refresh(force=True)
+    if models.vitals.current is None:
+        _fail(f"no valid vitals model in {settings.model_dir} (run `vigil train vitals`)")
+    return models
 
 
 @train.command("vitals")
@@ -327,6 +349,57 @@ def train_imaging(
     _train_and_report(train_and_install, cohort_dir, seed)
 
 
+@train.command("fusion")
+def train_fusion(
+    cohort_dir: Path | None = typer.Option(
+        None,
+        "--cohort",
+        help="multimodal cohort the other models never saw (default: simulate one)",
+    ),
+    seed: int = typer.Option(0, help="patient split seed"),
+    cohort_seed: int = typer.Option(500, help="seed of the simulated cohort"),
+    patients: int = typer.Option(1500, min=10, help="patients of a simulated cohort"),
+) -> None:
+    """Train the stacker that fuses the installed vitals, notes and imaging models' scores
+    with NEWS2, and install it."""
+    from models.train_fusion import train_and_install
+
+    settings = Settings()
+    models = _installed_models(settings)
+    for name in ("notes", "imaging"):
+        if getattr(models, name).current is None:
+            err.print(f"# no {name} model installed: the fusion will not use {name}")
+    path = _training_cohort(cohort_dir, cohort_seed, patients, 3.0, multimodal=True)
+    started = time.monotonic()
+    try:
+        target, trained = train_and_install(
+            path,
+            settings.model_dir,
+            models.vitals.current,
+            models.notes.current,
+            models.imaging.current,
+            seed,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    by_score = trained.manifest.metrics["by_score"]
+    err.print(
+        f"# installed {target} in {time.monotonic() - started:.1f}s: out-of-fold AUROC "
+        + ", ".join(f"{name} {row['auroc']:.3f}" for name, row in by_score.items()),
+        highlight=False,
+    )
+
+
+def _report_table(rows: dict[str, dict[str, Any]], columns: list[tuple[str, str, int]]) -> Table:
+    table = Table("score", *(title for title, _, _ in columns))
+    for label, row in rows.items():
+        table.add_row(
+            label,
+            *("–" if row[key] is None else f"{row[key]:.{digits}f}" for _, key, digits in columns),
+        )
+    return table
+
+
 @app.command()
 def evaluate(
     cohort_dir: Path | None = typer.Option(
@@ -335,37 +408,48 @@ def evaluate(
     seed: int = typer.Option(1000, help="seed of the simulated held-out cohort"),
     patients: int = typer.Option(2000, min=10),
     days: float = typer.Option(3.0, min=0.5),
+    multimodal: bool = typer.Option(
+        False, help="each modality alone and fused (needs a fusion model and notes, films)"
+    ),
     out: Path = typer.Option(Path("evaluation"), help="directory for report.md, JSON, plots"),
 ) -> None:
-    """Evaluate the installed vitals model and NEWS2 on a held-out cohort."""
-    from models.evaluate import evaluate as run_evaluation
-    from streams.scoring import ModelSet
-
+    """Evaluate the installed vitals model against NEWS2 on a held-out cohort, or (with
+    --multimodal) each modality alone against the fused score."""
     settings = Settings()
-    slot = ModelSet.from_settings(settings).vitals
-    slot.refresh(force=True)
-    if slot.current is None:
-        _fail(f"no valid vitals model in {settings.model_dir} (run `vigil train vitals`)")
-    path = _training_cohort(cohort_dir, seed, patients, days)
+    models = _installed_models(settings)
+    path = _training_cohort(cohort_dir, seed, patients, days, multimodal)
     command = " ".join(["vigil", *sys.argv[1:]])
-    report = run_evaluation(path, slot.current, out, command)
-    table = Table("score", "AUROC", "AUPRC", "sensitivity", "PPV", "alerts/35 pd", "lead (h)")
-    for label, row in report["scores"].items():
-        table.add_row(
-            label,
-            *(
-                "–" if row[key] is None else f"{row[key]:.{digits}f}"
-                for key, digits in (
-                    ("auroc", 3),
-                    ("auprc", 3),
-                    ("sensitivity", 2),
-                    ("ppv", 2),
-                    ("alerts_per_35_patient_days", 2),
-                    ("median_lead_h", 1),
-                )
-            ),
+    if multimodal:
+        from models.evaluate_fusion import LABELS
+        from models.evaluate_fusion import evaluate as run_multimodal
+
+        if models.fusion.current is None:
+            _fail(f"no fusion model in {settings.model_dir} (run `vigil train fusion`)")
+        report = run_multimodal(
+            path,
+            models.vitals.current,
+            models.notes.current,
+            models.imaging.current,
+            models.fusion.current,
+            out,
+            command,
         )
-    console.print(table)
+        rows = {LABELS[name]: row for name, row in report["by_score"].items()}
+        columns = [("AUROC", "auroc", 3), ("AUPRC", "auprc", 3), ("Brier", "brier", 4)]
+    else:
+        from models.evaluate import evaluate as run_evaluation
+
+        report = run_evaluation(path, models.vitals.current, out, command)
+        rows = report["scores"]
+        columns = [
+            ("AUROC", "auroc", 3),
+            ("AUPRC", "auprc", 3),
+            ("sensitivity", "sensitivity", 2),
+            ("PPV", "ppv", 2),
+            ("alerts/35 pd", "alerts_per_35_patient_days", 2),
+            ("lead (h)", "median_lead_h", 1),
+        ]
+    console.print(_report_table(rows, columns))
     err.print(f"# report in {out / 'report.md'}", highlight=False)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from features.news2 import news2
-from features.samples import from_us
+from features.samples import from_us, to_us
 from features.store import PatientFeatures
 from features.windows import FEATURE_NAMES
 from models import news2_fallback
@@ -55,6 +55,13 @@ def vitals_scores(
     ]
 
 
+def _timed(modal: dict | None, field: str) -> tuple[float, int] | None:
+    """(score, time in µs) of a stored note or image score, as the fusion takes them."""
+    if not modal:
+        return None
+    return modal["score"], to_us(datetime.fromisoformat(modal[field]))
+
+
 def score_patient(
     pf: PatientFeatures,
     vitals: VitalsScore,
@@ -89,7 +96,13 @@ def score_patient(
         fused = vitals.probability
         versions["fusion"] = PASSTHROUGH
     else:
-        fused = fusion.fuse(vitals.probability, notes, imaging, result.total)
+        fused = fusion.fuse(
+            vitals.probability,
+            _timed(pf.notes, "written_at"),
+            _timed(pf.imaging, "acquired_at"),
+            result.total,
+            pf.as_of_us,
+        )
         versions["fusion"] = fusion.version
     return RiskScore(
         patient_id=pf.patient_id,

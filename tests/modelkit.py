@@ -1,10 +1,11 @@
-"""Small vitals models for tests that need one installed without training on a cohort."""
+"""Small models for tests that need one installed without training on a cohort."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import orjson
 import xgboost as xgb
 
 from models.manifest import ModelManifest, sha256
@@ -75,5 +76,28 @@ def tiny_image_model(seed: int) -> tuple[ModelManifest, bytes]:
         feature_names=list(IMAGE_INPUTS),
         preprocessing={"size": IMAGE_SIZE, "mean": 0.5, "std": 0.25},
         labels=list(LABELS),
+    )
+    return manifest, artifact
+
+
+FUSION_COEF = [1.0, 0.8, -0.5, 0.3, 0.4, 0.6, 0.2, 0.5, 0.3, 0.1]
+
+
+def tiny_fusion_model(
+    coef: list[float] = FUSION_COEF, intercept: float = -1.0, recency: dict | None = None
+) -> tuple[ModelManifest, bytes]:
+    """A fusion stacker with given weights (FUSION_INPUTS order)."""
+    from models.fusion import FUSION_INPUTS, RECENCY_H
+
+    artifact = orjson.dumps({"coef": coef, "intercept": intercept})
+    manifest = ModelManifest(
+        name="fusion",
+        version="fusion-test",
+        created=T0,
+        kind="logistic-stacker",
+        artifact="fusion.json",
+        artifact_sha256=sha256(artifact),
+        feature_names=list(FUSION_INPUTS),
+        preprocessing={"recency_h": RECENCY_H if recency is None else recency},
     )
     return manifest, artifact

@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from features.samples import to_us
+from models.fusion import FUSION_INPUTS, FusionModel
 from models.manifest import install
 from models.registry import ModelSlot
 from models.text_model import NOTES_INPUTS, NotesModel
 from tests.helpers import WorkerProcess, consume_until, score_of
-from tests.modelkit import tiny_notes_model
+from tests.modelkit import tiny_fusion_model, tiny_notes_model
 
 pytestmark = pytest.mark.services
 
@@ -29,6 +31,10 @@ def test_note_updates_the_risk_score_and_empty_note_is_dead_lettered(
     models = tmp_path / "models"
     manifest, artifact = tiny_notes_model(3)
     install(models, manifest, artifact)
+    fusion_manifest, fusion_artifact = tiny_fusion_model()
+    install(models, fusion_manifest, fusion_artifact)
+    fusion = ModelSlot(models, "fusion", FUSION_INPUTS, FusionModel.load)
+    fusion.refresh(force=True)
     slot = ModelSlot(models, "notes", NOTES_INPUTS, NotesModel.load)
     slot.refresh(force=True)
     (expected,) = slot.current.score([TEXT])
@@ -55,7 +61,7 @@ def test_note_updates_the_risk_score_and_empty_note_is_dead_lettered(
     with WorkerProcess.start(
         services, prefix, tmp_path / "worker.log", {"VIGIL_MODEL_DIR": str(models)}
     ) as worker:
-        score_of(worker, "vitals.v1", [vitals])
+        first = score_of(worker, "vitals.v1", [vitals])
         score = score_of(worker, "ehr-notes.v1", [empty, note])
         dead = consume_until(
             services.kafka_bootstrap, worker.topic("dead-letter.v1"), lambda got: len(got) >= 1
@@ -69,6 +75,18 @@ def test_note_updates_the_risk_score_and_empty_note_is_dead_lettered(
     sentences = [c["value"] for c in score["contributors"] if c["feature"] == "note_sentence"]
     assert sentences == [s for s, c in expected.sentences if c > 0]
     assert snapshot["risk"]["trigger"]["event_id"] == note["event_id"]
+    # the fused score: vitals alone first, then with the note (10 min old at the re-score,
+    # whose vitals are 30 min old: the note is the newest thing the patient has)
+    as_of = to_us(datetime.fromisoformat(vitals["observed_at"]))
+    news2 = first["news2"]["total"]
+    p_vitals = first["scores"]["vitals"]
+    assert first["scores"]["fused"] == pytest.approx(
+        fusion.current.fuse(p_vitals, None, None, news2, as_of), abs=1e-9
+    )
+    note_at = to_us(datetime.fromisoformat(note["written_at"]))
+    with_note = fusion.current.fuse(p_vitals, (expected.probability, note_at), None, news2, as_of)
+    assert score["scores"]["fused"] == pytest.approx(with_note, abs=1e-6)
+    assert score["model_versions"]["fusion"] == fusion_manifest.version
     (letter,) = dead
     assert letter["error"]["type"] == "empty_note"
     assert orjson.loads(letter["payload"])["event_id"] == empty["event_id"]
