@@ -277,12 +277,16 @@ def _training_cohort(
     return path
 
 
-def _installed_models(settings: Settings) -> Any:
-    """Every installed model, loaded now; fails without a vitals model."""
+def _installed_models(settings: Settings, multimodal: bool) -> Any:
+    """The installed vitals model (and with `multimodal` the others), loaded now; fails
+    without a vitals model."""
     from streams.scoring import ModelSet
 
     models = ModelSet.from_settings(settings)
-    for slot in (models.vitals, models.fusion, models.notes, models.imaging):
+    slots = [models.vitals]
+    if multimodal:
+        slots += [models.fusion, models.notes, models.imaging]
+    for slot in slots:
         slot.refresh(force=True)
     if models.vitals.current is None:
         _fail(f"no valid vitals model in {settings.model_dir} (run `vigil train vitals`)")
@@ -365,7 +369,7 @@ def train_fusion(
     from models.train_fusion import train_and_install
 
     settings = Settings()
-    models = _installed_models(settings)
+    models = _installed_models(settings, multimodal=True)
     for name in ("notes", "imaging"):
         if getattr(models, name).current is None:
             err.print(f"# no {name} model installed: the fusion will not use {name}")
@@ -416,7 +420,7 @@ def evaluate(
     """Evaluate the installed vitals model against NEWS2 on a held-out cohort, or (with
     --multimodal) each modality alone against the fused score."""
     settings = Settings()
-    models = _installed_models(settings)
+    models = _installed_models(settings, multimodal)
     path = _training_cohort(cohort_dir, seed, patients, days, multimodal)
     command = " ".join(["vigil", *sys.argv[1:]])
     if multimodal:
