@@ -156,7 +156,9 @@ async def redis_plain(redis_url: str, namespace: str, batches: list[Batch]) -> R
                     patient = keys(patient_id)
                     for s in samples:
                         pipe.hset(patient.ids, s.event_id, s.observed_us)
-                        pipe.zadd(patient.samples, {f"{s.packed()}|{s.event_id}": s.observed_us})
+                        pipe.zadd(
+                            patient.samples, {s.packed() + s.event_id.encode(): s.observed_us}
+                        )
                 await pipe.execute()
 
         return write

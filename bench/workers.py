@@ -6,10 +6,8 @@ VIGIL_* knob) reaches them; without a model directory they score with the NEWS2 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,16 +106,7 @@ class Worker:
             raise RuntimeError(f"worker exited: {self.log.read_text()[-2000:]}")
 
     def wait_healthy(self, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"worker not healthy in {timeout_s:.0f}s; log {self.log}")
+        launcher.wait_worker_healthy(self.proc, self.port, self.log, timeout_s)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -131,21 +120,13 @@ class Worker:
 def spawn(settings: Settings, log: Path) -> Worker:
     port = launcher.free_port()
     env = {
-        **os.environ,
         "VIGIL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "VIGIL_REDIS_URL": settings.redis_url,
         "VIGIL_TOPIC_PREFIX": settings.topic_prefix,
         "VIGIL_WEB_PORT": str(port),
         "VIGIL_WEB_HOST": "127.0.0.1",
     }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
-    return Worker(proc, port, log)
+    return Worker(launcher.spawn_worker(env, log, "--loglevel", "warning"), port, log)
 
 
 def wait_group_stable(settings: Settings, members: int, timeout_s: float = 120) -> None:

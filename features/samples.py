@@ -5,11 +5,17 @@ Shared by the Redis store and the reference implementation so both read the same
 
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from streams.events import VitalsObservation
 
+_PACK = struct.Struct("<8dBBc")
+"""hr, rr, spo2, temp, sbp, dbp, map, shock_index (NaN where absent), spo2_scale (0 where
+absent), supplemental_o2 (0 absent, 1 air, 2 oxygen), consciousness (NUL where absent)."""
+PACKED = _PACK.size
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
@@ -47,11 +53,15 @@ class VitalsSample:
             consciousness=obs.consciousness,
         )
 
-    def packed(self) -> str:
-        """Comma-separated fields of KEYS.md; `repr` round-trips every float exactly."""
-        fields = [repr(float(v)) if v is not None else "" for v in self.vitals]
-        fields.append(str(self.spo2_scale) if self.spo2_scale is not None else "")
+    def packed(self) -> bytes:
+        """The fixed-width binary fields of KEYS.md (`PACKED` bytes): doubles round-trip
+        every value exactly, and the Lua script unpacks a sample in one `struct.unpack`
+        call instead of splitting text and converting 11 numbers (measured: parsing was
+        two thirds of the script's time with a day of samples)."""
         o2 = self.supplemental_o2
-        fields.append("" if o2 is None else ("1" if o2 else "0"))
-        fields.append(self.consciousness or "")
-        return ",".join(fields)
+        return _PACK.pack(
+            *(math.nan if v is None else float(v) for v in self.vitals),
+            self.spo2_scale or 0,
+            0 if o2 is None else (2 if o2 else 1),
+            (self.consciousness or "\0").encode(),
+        )

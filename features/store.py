@@ -29,15 +29,15 @@ class PatientKeys:
 
     @property
     def samples(self) -> str:
-        return self._key("samples")
+        return self._key("samples:v2")
 
     @property
     def ids(self) -> str:
-        return self._key("ids")
+        return self._key("ids:v2")
 
     @property
     def meta(self) -> str:
-        return self._key("meta")
+        return self._key("meta:v2")
 
     @property
     def risk(self) -> str:
@@ -142,7 +142,7 @@ class FeatureStore:
         async with self.client.pipeline(transaction=False) as pipe:
             for patient_id, samples in batch.items():
                 keys = self.keys(patient_id)
-                args: list[str | int] = [self.ttl_ms, self.lookback_us, len(samples)]
+                args: list[str | int | bytes] = [self.ttl_ms, self.lookback_us, len(samples)]
                 for s in samples:
                     args += [s.event_id, s.observed_us, s.packed()]
                 await self._update(

@@ -14,11 +14,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import httpx
 
 KAFKA_VERSION = "3.9.1"
 SCALA_VERSION = "2.13"
@@ -437,3 +440,37 @@ def dev_down() -> bool:
 def _ensure(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def spawn_worker(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`vigil worker` as a child process with `env` added to this one's, logging to `log`
+    (tests and benchmarks: the worker exactly as an operator runs it)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", *args],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=out,
+        )
+
+
+def worker_healthy(port: int) -> bool:
+    """Whether the worker on `port` answers /health with 200."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_worker_healthy(
+    proc: subprocess.Popen[bytes], port: int, log: Path, timeout_s: float = 60
+) -> None:
+    """Until the worker answers /health; RuntimeError with its log if it exits first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
+        if worker_healthy(port):
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"worker not healthy in {timeout_s:.0f}s: {log.read_text()[-2000:]}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,7 +40,6 @@ def spawn_worker(
 ) -> subprocess.Popen[bytes]:
     """`vigil worker` as a child process on these services, logging to `log`."""
     env = {
-        **os.environ,
         "VIGIL_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
         "VIGIL_REDIS_URL": services.redis_url,
         "VIGIL_TOPIC_PREFIX": prefix,
@@ -50,10 +48,7 @@ def spawn_worker(
         "VIGIL_MODEL_DIR": str(log.parent / "models"),  # never a developer's model-store
         **(extra_env or {}),
     }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=out
-        )
+    return launcher.spawn_worker(env, log)
 
 
 @dataclass
@@ -91,17 +86,7 @@ class WorkerProcess:
                 proc.wait()
 
     def wait_healthy(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"worker not healthy in {timeout_s}s: {self.log.read_text()[-2000:]}")
+        launcher.wait_worker_healthy(self.proc, self.port, self.log, timeout_s)
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", timeout=5, **kwargs)

@@ -1,7 +1,7 @@
 -- Apply a batch of one patient's vitals events and return the patient's features.
 -- Layout and semantics: features/KEYS.md. All keys share the {patient_id} hash tag.
 --
--- KEYS[1] samples zset   member "<packed values>|<event_id>", score observed_at (us)
+-- KEYS[1] samples zset   member <67 bytes of packed values><event_id>, score observed_at (us)
 -- KEYS[2] ids hash       event_id -> observed_at (us), the de-duplication set
 -- KEYS[3] meta hash      as_of, accepted, duplicates, dropped
 -- KEYS[4] alert hash     state, outbox (read only here, so the policy sees them in the
@@ -33,6 +33,12 @@ local function us(x)
   return string.format('%.0f', x)
 end
 
+-- A sample member: 8 little-endian doubles (hr, rr, spo2, temp, sbp, dbp, map, shock
+-- index; NaN where absent), spo2_scale (0 = absent), supplemental_o2 (0 absent, 1 air,
+-- 2 oxygen), consciousness (NUL = absent), then the event id (features/samples.py).
+local PACKED = 67
+local FORMAT = '<ddddddddBBc1'
+
 local raw_as_of = redis.call('HGET', meta_key, 'as_of')
 local as_of = raw_as_of and tonumber(raw_as_of) or nil
 local accepted, duplicates, dropped = 0, 0, 0
@@ -47,7 +53,7 @@ for i = 0, n_events - 1 do
     dropped = dropped + 1
   else
     redis.call('HSET', ids_key, eid, ts_raw)
-    redis.call('ZADD', samples_key, ts_raw, ARGV[6 + 3 * i] .. '|' .. eid)
+    redis.call('ZADD', samples_key, ts_raw, ARGV[6 + 3 * i] .. eid)
     accepted = accepted + 1
     if not as_of or ts > as_of then
       as_of = ts
@@ -63,8 +69,7 @@ local cutoff = us(as_of - DAY)
 local expired = redis.call('ZRANGEBYSCORE', samples_key, '-inf', cutoff)
 if #expired > 0 then
   for _, member in ipairs(expired) do
-    local bar = string.find(member, '|', 1, true)
-    redis.call('HDEL', ids_key, string.sub(member, bar + 1))
+    redis.call('HDEL', ids_key, string.sub(member, PACKED + 1))
   end
   redis.call('ZREMRANGEBYSCORE', samples_key, '-inf', cutoff)
 end
@@ -85,23 +90,30 @@ for f = 1, N_FIELDS do
   cols[f] = {}
 end
 local count = 0
+-- Unpacked into locals, not a table per sample: this loop runs for every sample of the
+-- day on every call.
+local c1, c2, c3, c4, c5, c6, c7, c8 = cols[1], cols[2], cols[3], cols[4], cols[5], cols[6],
+  cols[7], cols[8]
+local c9, c10, c11 = cols[9], cols[10], cols[11]
+local unpack = struct.unpack
 for k = 1, #rows, 2 do
   count = count + 1
   local member = rows[k]
-  local bar = string.find(member, '|', 1, true)
-  eids[count] = string.sub(member, bar + 1)
+  eids[count] = string.sub(member, PACKED + 1)
   times[count] = tonumber(rows[k + 1])
-  local f = 1
-  for field in string.gmatch(string.sub(member, 1, bar - 1) .. ',', '([^,]*),') do
-    if field ~= '' then
-      if f < N_FIELDS then
-        cols[f][count] = tonumber(field)
-      else
-        cols[f][count] = field
-      end
-    end
-    f = f + 1
-  end
+  local v1, v2, v3, v4, v5, v6, v7, v8, scale, o2, avpu = unpack(FORMAT, member)
+  -- NaN (absent) is the only value not equal to itself
+  if v1 == v1 then c1[count] = v1 end
+  if v2 == v2 then c2[count] = v2 end
+  if v3 == v3 then c3[count] = v3 end
+  if v4 == v4 then c4[count] = v4 end
+  if v5 == v5 then c5[count] = v5 end
+  if v6 == v6 then c6[count] = v6 end
+  if v7 == v7 then c7[count] = v7 end
+  if v8 == v8 then c8[count] = v8 end
+  if scale > 0 then c9[count] = scale end
+  if o2 > 0 then c10[count] = o2 - 1 end
+  if avpu ~= '\0' then c11[count] = avpu end
 end
 
 local function num(x)

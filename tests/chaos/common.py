@@ -15,7 +15,7 @@ import yaml
 
 from features import reference
 from features.samples import VitalsSample
-from features.store import FeatureStore
+from features.store import FeatureStore, PatientKeys
 from features.windows import FEATURE_NAMES
 from streams import launcher
 from streams.alerts import DEFAULT_POLICY
@@ -89,7 +89,7 @@ def assert_features_match(redis_url: str, namespace: str, events: list[dict]) ->
             ), (pid, name, got, want)
         assert pf.news2_inputs == news2_inputs
         # every event reflected exactly once
-        meta = client.hgetall(f"{namespace}p:{{{pid}}}:meta")
+        meta = client.hgetall(PatientKeys(namespace, pid).meta)
         assert int(meta[b"accepted"]) == len({s.event_id for s in log}), pid
     client.close()
     return len(logs)

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from features.store import PatientKeys
 from models.image_model import ImageError, read_image
 from models.manifest import install
 from streams.deadletters import RawRecord, Rejected, parse_record
@@ -257,8 +258,8 @@ def test_fuzzed_payloads_are_dead_lettered_and_valid_events_all_applied(
     applied = [json.loads(p) for _, p in payloads if spec.is_valid(p)]
     client = redis.Redis.from_url(worker.services.redis_url)
 
-    def key(pid: str, kind: str) -> str:
-        return f"vigil:{worker.prefix}p:{{{pid}}}:{kind}"
+    def keys(pid: str) -> PatientKeys:
+        return PatientKeys(f"vigil:{worker.prefix}", pid)
 
     if spec.modality is None:
         expected = {pid: len({e["event_id"] for e in applied if e["patient_id"] == pid})
@@ -266,7 +267,7 @@ def test_fuzzed_payloads_are_dead_lettered_and_valid_events_all_applied(
 
         def state() -> dict:
             """Events applied or (older than as_of - 24 h) dropped, per patient."""
-            meta = {pid: client.hgetall(key(pid, "meta")) for pid in patients}
+            meta = {pid: client.hgetall(keys(pid).meta) for pid in patients}
             return {pid: int(m.get(b"accepted", 0)) + int(m.get(b"dropped", 0))
                     for pid, m in meta.items()}  # fmt: skip
     else:
@@ -279,7 +280,7 @@ def test_fuzzed_payloads_are_dead_lettered_and_valid_events_all_applied(
         def state() -> dict:
             got = {}
             for pid in patients:
-                raw = client.hget(key(pid, "modal"), spec.modality)
+                raw = client.hget(keys(pid).modal, spec.modality)
                 got[pid] = None
                 if raw is not None:
                     stored = orjson.loads(raw.split(b"|", 1)[1])

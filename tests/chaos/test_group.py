@@ -36,7 +36,7 @@ def test_survivor_takes_over_the_partitions_of_a_killed_worker(services, tmp_pat
     try:
         wait_for(lambda: topic_exists(services.kafka_bootstrap, topic), 60)
         for port in ports:
-            wait_for(lambda p=port: _healthy(p), 60)
+            wait_for(lambda p=port: launcher.worker_healthy(p), 60)
         produce(
             services.kafka_bootstrap,
             topic,
@@ -67,10 +67,3 @@ def test_survivor_takes_over_the_partitions_of_a_killed_worker(services, tmp_pat
         f"{split[0]:.0f} + {split[1]:.0f} consumed; the survivor consumed {survivor:.0f} in all"
     )
     assert survivor - split[1] >= len(events) - half
-
-
-def _healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False

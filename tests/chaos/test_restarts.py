@@ -7,7 +7,6 @@ import time
 import uuid
 from types import SimpleNamespace
 
-import httpx
 import orjson
 import pytest
 
@@ -16,13 +15,6 @@ from tests.chaos.common import assert_features_match, start_worker, topic_exists
 from tests.helpers import group_caught_up, produce, unavailable, wait_for
 
 pytestmark = pytest.mark.services
-
-
-def healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_worker_rides_out_broker_and_redis_restarts(tmp_path) -> None:
@@ -38,7 +30,8 @@ def test_worker_rides_out_broker_and_redis_restarts(tmp_path) -> None:
     worker = start_worker(services, prefix, tmp_path / "worker.log", {}, port=port)
     try:
         wait_for(lambda: topic_exists(local.kafka_bootstrap, topic), 60)
-        wait_for(lambda: healthy(port), 120)  # consuming, so the kills land mid-stream
+        # consuming, so the kills land mid-stream
+        wait_for(lambda: launcher.worker_healthy(port), 120)
         half = len(events) // 2
         records = [(e["patient_id"].encode(), orjson.dumps(e)) for e in events]
         produce(local.kafka_bootstrap, topic, records[:half])
