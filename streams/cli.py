@@ -362,7 +362,7 @@ def train_fusion(
     ),
     seed: int = typer.Option(0, help="patient split seed"),
     cohort_seed: int = typer.Option(500, help="seed of the simulated cohort"),
-    patients: int = typer.Option(1500, min=10, help="patients of a simulated cohort"),
+    patients: int = typer.Option(4000, min=10, help="patients of a simulated cohort"),
 ) -> None:
     """Train the stacker that fuses the installed vitals, notes and imaging models' scores
     with NEWS2, and install it."""
