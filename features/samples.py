@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 from streams.events import VitalsObservation
 
-_PACK = struct.Struct("<8dBBc")
-"""hr, rr, spo2, temp, sbp, dbp, map, shock_index (NaN where absent), spo2_scale (0 where
-absent), supplemental_o2 (0 absent, 1 air, 2 oxygen), consciousness (NUL where absent)."""
+_PACK = struct.Struct("<9dBBc")
+"""observed_at (us, exact as a double until the year 2255), hr, rr, spo2, temp, sbp, dbp,
+map, shock_index (NaN where absent), spo2_scale (0 where absent), supplemental_o2 (0
+absent, 1 air, 2 oxygen), consciousness (NUL where absent)."""
 PACKED = _PACK.size
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -60,6 +61,7 @@ class VitalsSample:
         two thirds of the script's time with a day of samples)."""
         o2 = self.supplemental_o2
         return _PACK.pack(
+            float(self.observed_us),
             *(math.nan if v is None else float(v) for v in self.vitals),
             self.spo2_scale or 0,
             0 if o2 is None else (2 if o2 else 1),

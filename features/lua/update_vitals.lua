@@ -1,7 +1,7 @@
 -- Apply a batch of one patient's vitals events and return the patient's features.
 -- Layout and semantics: features/KEYS.md. All keys share the {patient_id} hash tag.
 --
--- KEYS[1] samples zset   member <67 bytes of packed values><event_id>, score observed_at (us)
+-- KEYS[1] samples zset   member <75 bytes of packed values><event_id>, score observed_at (us)
 -- KEYS[2] ids hash       event_id -> observed_at (us), the de-duplication set
 -- KEYS[3] meta hash      as_of, accepted, duplicates, dropped
 -- KEYS[4] alert hash     state, outbox (read only here, so the policy sees them in the
@@ -33,11 +33,12 @@ local function us(x)
   return string.format('%.0f', x)
 end
 
--- A sample member: 8 little-endian doubles (hr, rr, spo2, temp, sbp, dbp, map, shock
--- index; NaN where absent), spo2_scale (0 = absent), supplemental_o2 (0 absent, 1 air,
+-- A sample member: observed_at (us) and 8 vitals as little-endian doubles (hr, rr, spo2,
+-- temp, sbp, dbp, map, shock index; NaN where absent; the time in the member spares
+-- reading the scores back), spo2_scale (0 = absent), supplemental_o2 (0 absent, 1 air,
 -- 2 oxygen), consciousness (NUL = absent), then the event id (features/samples.py).
-local PACKED = 67
-local FORMAT = '<ddddddddBBc1'
+local PACKED = 75
+local FORMAT = '<dddddddddBBc1'
 
 local raw_as_of = redis.call('HGET', meta_key, 'as_of')
 local as_of = raw_as_of and tonumber(raw_as_of) or nil
@@ -84,7 +85,7 @@ end
 
 -- Load the window, newest first: every window is a suffix of the time line ending at
 -- as_of, so one backwards pass per vital fills all three windows.
-local rows = redis.call('ZREVRANGEBYSCORE', samples_key, '+inf', '(' .. cutoff, 'WITHSCORES')
+local rows = redis.call('ZREVRANGEBYSCORE', samples_key, '+inf', '(' .. cutoff)
 local times, eids, cols = {}, {}, {}
 for f = 1, N_FIELDS do
   cols[f] = {}
@@ -96,12 +97,12 @@ local c1, c2, c3, c4, c5, c6, c7, c8 = cols[1], cols[2], cols[3], cols[4], cols[
   cols[7], cols[8]
 local c9, c10, c11 = cols[9], cols[10], cols[11]
 local unpack = struct.unpack
-for k = 1, #rows, 2 do
+for k = 1, #rows do
   count = count + 1
   local member = rows[k]
   eids[count] = string.sub(member, PACKED + 1)
-  times[count] = tonumber(rows[k + 1])
-  local v1, v2, v3, v4, v5, v6, v7, v8, scale, o2, avpu = unpack(FORMAT, member)
+  local t, v1, v2, v3, v4, v5, v6, v7, v8, scale, o2, avpu = unpack(FORMAT, member)
+  times[count] = t
   -- NaN (absent) is the only value not equal to itself
   if v1 == v1 then c1[count] = v1 end
   if v2 == v2 then c2[count] = v2 end
@@ -155,11 +156,13 @@ for v = 1, N_VITALS do
       push(num((sxy - sx * sy / n) / (sxx - sx * sx / n)))
     end
   end
+  local edge = as_of - WINDOWS[1] -- a sample at or before it is outside window w
   for k = 1, count do
     local t = times[k]
-    while w <= 3 and t <= as_of - WINDOWS[w] do
+    while t <= edge do
       snapshot()
       w = w + 1
+      edge = w <= 3 and as_of - WINDOWS[w] or -math.huge
     end
     local y = col[k]
     if y ~= nil then
