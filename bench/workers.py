@@ -109,12 +109,7 @@ class Worker:
         launcher.wait_worker_healthy(self.proc, self.port, self.log, timeout_s)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        launcher.stop_worker(self.proc)
 
 
 def spawn(settings: Settings, log: Path) -> Worker:

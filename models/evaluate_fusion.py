@@ -51,7 +51,9 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     rows = modality_rows(cohort, vitals, notes, imaging)
     fused = {"coef": fusion.coef.tolist(), "intercept": fusion.intercept}
-    scores = scores_by_modality(rows, fused, fusion.manifest.training["single_modality"])
+    scores = scores_by_modality(
+        rows, {"fused": fused, **fusion.manifest.training["single_modality"]}
+    )
     y = rows.data.y
     where_present = {}
     for name, values in (("notes", rows.notes), ("imaging", rows.imaging)):

@@ -152,14 +152,16 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[list[float], float]:
     return [float(c) for c in fit.coef_[0]], float(fit.intercept_[0])
 
 
-def single_modality(x: np.ndarray, y: np.ndarray) -> dict[str, dict[str, Any]]:
-    """One stacker per modality on its own inputs, zero weight on the others."""
-    out = {}
+def fit_stackers(x: np.ndarray, y: np.ndarray) -> dict[str, dict[str, Any]]:
+    """The fused stacker on every input and one per modality on its own inputs (zero
+    weight on the others), each {"coef", "intercept"} in FUSION_INPUTS order."""
+    coef, intercept = _fit(x, y)
+    out: dict[str, dict[str, Any]] = {"fused": {"coef": coef, "intercept": intercept}}
     for name, inputs in SINGLE.items():
         columns = [FUSION_INPUTS.index(i) for i in inputs]
-        coef, intercept = _fit(x[:, columns], y)
+        own, intercept = _fit(x[:, columns], y)
         full = [0.0] * len(FUSION_INPUTS)
-        for column, c in zip(columns, coef, strict=True):
+        for column, c in zip(columns, own, strict=True):
             full[column] = c
         out[name] = {"coef": full, "intercept": intercept}
     return out
@@ -186,14 +188,11 @@ def presence_calibration(rows: ModalityRows, probability: np.ndarray) -> dict[st
 
 
 def scores_by_modality(
-    rows: ModalityRows, fused: dict[str, Any], single: dict[str, dict[str, Any]]
+    rows: ModalityRows, stackers: dict[str, dict[str, Any]]
 ) -> dict[str, np.ndarray]:
-    """The fused score and each modality's own stacker, on the same rows."""
+    """Each stacker's probabilities on the same rows."""
     x = rows.x
-    return {
-        name: stacked(x, w["coef"], w["intercept"])
-        for name, w in {"fused": fused, **single}.items()
-    }
+    return {name: stacked(x, w["coef"], w["intercept"]) for name, w in stackers.items()}
 
 
 def metrics(rows: ModalityRows, scores: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -230,10 +229,7 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, folds: np.ndarray) -> dict[str, np
     out: dict[str, np.ndarray] = {}
     for fold in range(FOLDS):
         test = folds == fold
-        coef, intercept = _fit(x[~test], y[~test])
-        stackers = {"fused": {"coef": coef, "intercept": intercept}}
-        stackers |= single_modality(x[~test], y[~test])
-        for name, w in stackers.items():
+        for name, w in fit_stackers(x[~test], y[~test]).items():
             out.setdefault(name, np.empty(len(y)))[test] = stacked(
                 x[test], w["coef"], w["intercept"]
             )
@@ -252,10 +248,8 @@ def train(
     folds = patient_folds(rows.data, seed)
     if len(np.unique(folds[y == 1])) < FOLDS:
         raise ValueError(f"{cohort}: too few deterioration events to fit and test a stacker")
-    coef, intercept = _fit(x, y)
-    single = single_modality(x, y)
-    fused = {"coef": coef, "intercept": intercept}
-    held_scores = out_of_fold(x, y, folds)
+    single = fit_stackers(x, y)
+    fused = single.pop("fused")
     artifact = orjson.dumps({"inputs": list(FUSION_INPUTS), **fused})
     created = datetime.now(UTC)
     base = {"vitals": vitals.version}
@@ -280,9 +274,9 @@ def train(
             "folds": FOLDS,
             "single_modality": single,
         },
-        metrics=metrics(rows, held_scores),
+        metrics=metrics(rows, out_of_fold(x, y, folds)),
     )
-    model = FusionModel(manifest, coef, intercept)
+    model = FusionModel(manifest, fused["coef"], fused["intercept"])
     return Trained(manifest, artifact, model)
 
 

@@ -474,3 +474,13 @@ def wait_worker_healthy(
             return
         time.sleep(0.3)
     raise TimeoutError(f"worker not healthy in {timeout_s:.0f}s: {log.read_text()[-2000:]}")
+
+
+def stop_worker(proc: subprocess.Popen[bytes], grace_s: float = 30) -> None:
+    """SIGTERM (a graceful Faust shutdown), then SIGKILL after `grace_s`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

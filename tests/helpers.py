@@ -78,12 +78,7 @@ class WorkerProcess:
             worker.wait_healthy()
             yield worker
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            launcher.stop_worker(proc, grace_s=20)
 
     def wait_healthy(self, timeout_s: float = 60) -> None:
         launcher.wait_worker_healthy(self.proc, self.port, self.log, timeout_s)
