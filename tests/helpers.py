@@ -148,8 +148,8 @@ def wait_for(check: Callable[[], Any], timeout_s: float = 30, every_s: float = 0
         time.sleep(every_s)
 
 
-def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
-    """Whether `group` has committed the end offset of every partition of `topic`."""
+def group_progress(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
+    """(offsets `group` has committed, end offsets) summed over the partitions of `topic`."""
     from kafka import TopicPartition
 
     # never subscribes, so it only reads the group's commits and never joins it
@@ -158,9 +158,16 @@ def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]
         end = consumer.end_offsets(tps)
-        return all(end[tp] == 0 or (consumer.committed(tp) or 0) >= end[tp] for tp in tps)
+        committed = sum(min(consumer.committed(tp) or 0, end[tp]) for tp in tps)
+        return committed, sum(end.values())
     finally:
         consumer.close()
+
+
+def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether `group` has committed the end offset of every partition of `topic`."""
+    committed, end = group_progress(bootstrap, group, topic)
+    return committed == end
 
 
 def read_all(bootstrap: str, topic: str, settle_s: float = 3.0) -> list[dict[str, Any]]:

@@ -27,10 +27,14 @@ PATIENTS = 100
 
 
 def ward_events(n: int, seed: int) -> list[dict]:
-    hours = n * 60 / PATIENTS / 3600 + 0.05
+    """The first `n` events of a simulated ward (a patient sends about once a minute; the
+    feed runs a quarter longer than that, for the patients who leave early)."""
+    hours = 1.25 * n * 60 / PATIENTS / 3600 + 0.05
     start = datetime.now(UTC) - timedelta(hours=hours + 0.5)
     feed = ward_feed(PATIENTS, 0.4, start, hours, 60, seed)
-    return [event for event, _ in zip(feed, range(n), strict=False)]
+    events = [event for event, _ in zip(feed, range(n), strict=False)]
+    assert len(events) == n, f"the simulated ward gave {len(events)} of {n} events"
+    return events
 
 
 def start_worker(

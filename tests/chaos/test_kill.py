@@ -26,7 +26,7 @@ from tests.chaos.common import (
     topic_exists,
     ward_events,
 )
-from tests.helpers import group_caught_up, produce, read_all, wait_for
+from tests.helpers import group_caught_up, group_progress, produce, read_all, wait_for
 
 pytestmark = pytest.mark.services
 
@@ -47,11 +47,20 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
         f"{prefix}vitals.v1",
         [(e["patient_id"].encode(), orjson.dumps(e)) for e in events],
     )
+    # each kill lands once the group has committed another quarter of the stream, so
+    # every one of them interrupts work in progress
     kills, mid_stream, proc = 0, 0, first
     group, topic = f"{prefix}vigil-worker", f"{prefix}vitals.v1"
-    for _ in range(3):
-        time.sleep(rng.uniform(5, 9))
-        mid_stream += not group_caught_up(services.kafka_bootstrap, group, topic)
+    for quarter in (1, 2, 3):
+        wait_for(
+            lambda q=quarter: group_progress(services.kafka_bootstrap, group, topic)[0]
+            >= q * len(events) // 4,
+            timeout_s=180,
+            every_s=0.2,
+        )
+        time.sleep(rng.uniform(0, 0.5))
+        committed, end = group_progress(services.kafka_bootstrap, group, topic)
+        mid_stream += committed < end
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
@@ -61,7 +70,7 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert mid_stream >= 1, "no kill landed while events were still being processed"
+    assert mid_stream == kills, "a kill landed after the stream was processed"
 
     patients = assert_features_match(services.redis_url, namespace, events)
 
