@@ -53,8 +53,9 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
     group, topic = f"{prefix}vigil-worker", f"{prefix}vitals.v1"
     for quarter in (1, 2, 3):
         wait_for(
-            lambda q=quarter: group_progress(services.kafka_bootstrap, group, topic)[0]
-            >= q * len(events) // 4,
+            lambda q=quarter: (
+                group_progress(services.kafka_bootstrap, group, topic)[0] >= q * len(events) // 4
+            ),
             timeout_s=180,
             every_s=0.2,
         )
