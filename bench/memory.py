@@ -173,7 +173,7 @@ async def _fill_history(
                     fused=risk.scores.fused or 0.0,
                     scored_us=stamps[step],
                     risk_json=encode(risk),
-                    features=features[pid].features,
+                    features=features[pid].values,
                     alert_state=alert[pid],
                     alert_outbox=None,
                 )

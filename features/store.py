@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import redis.asyncio as aioredis
 
@@ -64,7 +65,8 @@ class PatientFeatures:
     duplicates: int
     dropped: int
     samples: int
-    features: dict[str, float | None]
+    values: np.ndarray
+    """float64 rolling features in `FEATURE_NAMES` order, NaN where a window is empty."""
     news2_inputs: News2Inputs
     alert_state: bytes | None
     """The alert policy's state (JSON), read in the same round trip."""
@@ -75,6 +77,12 @@ class PatientFeatures:
     imaging: dict[str, Any] | None = None
     """Latest imaging score as stored by `set_modality`, read in the same round trip."""
 
+    @property
+    def features(self) -> dict[str, float | None]:
+        """The rolling features by name, None where a window is empty."""
+        values = self.values.tolist()
+        return {n: None if v != v else v for n, v in zip(FEATURE_NAMES, values, strict=True)}
+
 
 @dataclass(frozen=True, slots=True)
 class ScoreUpdate:
@@ -84,7 +92,8 @@ class ScoreUpdate:
     fused: float
     scored_us: int
     risk_json: bytes
-    features: dict[str, float | None]
+    features: np.ndarray
+    """As `PatientFeatures.values`."""
     alert_state: bytes
     alert_outbox: bytes | None
 
@@ -126,6 +135,7 @@ class FeatureStore:
         lua = Path(__file__).parent / "lua"
         self._update = client.register_script((lua / "update_vitals.lua").read_text())
         self._set_modality = client.register_script((lua / "set_modality.lua").read_text())
+        self._save_score = client.register_script((lua / "save_score.lua").read_text())
 
     @property
     def patients_index(self) -> str:
@@ -182,19 +192,21 @@ class FeatureStore:
         async with self.client.pipeline(transaction=False) as pipe:
             for u in updates:
                 keys = self.keys(u.patient_id)
-                pipe.hset(
-                    keys.risk, mapping={"risk": u.risk_json, "features": orjson.dumps(u.features)}
-                )
-                pipe.pexpire(keys.risk, self.ttl_ms)
-                pipe.zadd(keys.history, {u.risk_json: u.scored_us})
-                pipe.zremrangebyscore(keys.history, "-inf", u.scored_us - self.history_us)
-                pipe.pexpire(keys.history, self.ttl_ms)
-                alert = {"state": u.alert_state}
+                args = [
+                    self.ttl_ms,
+                    u.risk_json,
+                    _features_json(u.features),
+                    u.scored_us,
+                    u.scored_us - self.history_us,
+                    u.alert_state,
+                ]
                 if u.alert_outbox is not None:
-                    alert["outbox"] = u.alert_outbox
-                pipe.hset(keys.alert, mapping=alert)
-                pipe.pexpire(keys.alert, self.ttl_ms)
-                pipe.zadd(self.patients_index, {u.patient_id: u.fused})
+                    args.append(u.alert_outbox)
+                await self._save_score(
+                    keys=[keys.risk, keys.history, keys.alert], args=args, client=pipe
+                )
+            if updates:
+                pipe.zadd(self.patients_index, {u.patient_id: u.fused for u in updates})
             await pipe.execute()
 
     @property
@@ -259,13 +271,18 @@ def _parse(patient_id: str, reply: list[Any]) -> PatientFeatures:
         duplicates=int(duplicates),
         dropped=int(dropped),
         samples=int(samples),
-        features=dict(zip(FEATURE_NAMES, (_float(v) for v in values), strict=True)),
+        values=np.frombuffer(values, dtype="<f8"),
         news2_inputs=parse_news2(news),
         alert_state=alert_state,
         alert_outbox=alert_outbox,
         notes=_modal(notes),
         imaging=_modal(imaging),
     )
+
+
+def _features_json(values: np.ndarray) -> bytes:
+    """`{name: number or null}` (orjson writes NaN as null)."""
+    return orjson.dumps(dict(zip(FEATURE_NAMES, values.tolist(), strict=True)))
 
 
 def _modal(raw: bytes | None) -> dict[str, Any] | None:

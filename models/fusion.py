@@ -16,6 +16,7 @@ Until a stacker is trained, `PASSTHROUGH` uses the vitals score alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -83,26 +84,37 @@ def fusion_matrix(
     )
 
 
+Timed = tuple[float, int]
+"""(score, time in µs since the epoch) of a patient's newest note or film."""
+
+
+def fusion_rows(
+    vitals: Sequence[float],
+    notes: Sequence[Timed | None],
+    imaging: Sequence[Timed | None],
+    news2_total: Sequence[int],
+    as_of_us: Sequence[int],
+) -> np.ndarray:
+    """The worker's patients as rows of `fusion_matrix`, one per patient; `None` for a
+    modality with no score yet."""
+    nan = (np.nan, np.nan)
+    note, note_at = np.array([n or nan for n in notes], dtype=np.float64).reshape(-1, 2).T
+    image, image_at = np.array([i or nan for i in imaging], dtype=np.float64).reshape(-1, 2).T
+    return fusion_matrix(
+        np.asarray(vitals, dtype=np.float64), note, note_at, image, image_at,
+        np.asarray(news2_total, dtype=np.float64), np.asarray(as_of_us, dtype=np.float64),
+    )  # fmt: skip
+
+
 def fusion_row(
     vitals: float,
-    notes: tuple[float, int] | None,
-    imaging: tuple[float, int] | None,
+    notes: Timed | None,
+    imaging: Timed | None,
     news2_total: int,
     as_of_us: int,
 ) -> np.ndarray:
-    """One patient's inputs; `notes` and `imaging` are (score, time in µs since the epoch)
-    of the newest one, `None` for a modality with no score yet."""
-    nan = (np.nan, np.nan)
-    (note, note_at), (image, image_at) = notes or nan, imaging or nan
-    return fusion_matrix(
-        np.array([vitals]),
-        np.array([note]),
-        np.array([note_at]),
-        np.array([image]),
-        np.array([image_at]),
-        np.array([news2_total]),
-        np.array([as_of_us]),
-    )[0]
+    """One patient's inputs (see `fusion_rows`)."""
+    return fusion_rows([vitals], [notes], [imaging], [news2_total], [as_of_us])[0]
 
 
 def stacked(x: np.ndarray, coef: np.ndarray | list[float], intercept: float) -> np.ndarray:
@@ -138,14 +150,24 @@ class FusionModel:
         """Fused probabilities of rows of `fusion_matrix`."""
         return stacked(x, self.coef, self.intercept)
 
+    def fuse_many(
+        self,
+        vitals: Sequence[float],
+        notes: Sequence[Timed | None],
+        imaging: Sequence[Timed | None],
+        news2_total: Sequence[int],
+        as_of_us: Sequence[int],
+    ) -> np.ndarray:
+        """Fused probabilities of patients; arguments as in `fusion_rows`."""
+        return self.probabilities(fusion_rows(vitals, notes, imaging, news2_total, as_of_us))
+
     def fuse(
         self,
         vitals: float,
-        notes: tuple[float, int] | None,
-        imaging: tuple[float, int] | None,
+        notes: Timed | None,
+        imaging: Timed | None,
         news2_total: int,
         as_of_us: int,
     ) -> float:
-        """Arguments as in `fusion_row`."""
-        row = fusion_row(vitals, notes, imaging, news2_total, as_of_us)
-        return float(self.probabilities(row[None, :])[0])
+        """One patient's fused probability; arguments as in `fusion_row`."""
+        return float(self.fuse_many([vitals], [notes], [imaging], [news2_total], [as_of_us])[0])

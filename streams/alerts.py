@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -101,7 +101,9 @@ class AlertState:
     """The ward of the patient's latest event that named one."""
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(
+            self
+        )  # orjson writes a dataclass as asdict would, without its deep copy
 
     @classmethod
     def from_json(cls, raw: bytes | None) -> AlertState:

@@ -261,7 +261,8 @@ class Worker:
         t = self.settings.topic
         alerts = [(a, orjson.dumps(a)) for a in result.alerts]
         out: list[tuple[str, bytes | None, bytes]] = [
-            (t(topics.SCORES), s.patient_id.encode(), encode(s)) for s in result.scores
+            (t(topics.SCORES), s.patient_id.encode(), raw)
+            for s, raw in zip(result.scores, result.score_json, strict=True)
         ]
         out += [(t(topics.ALERTS), a["patient_id"].encode(), raw) for a, raw in alerts]
         out += [

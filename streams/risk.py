@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from features.news2 import news2
+import numpy as np
+
+from features.news2 import News2, news2
 from features.samples import from_us, to_us
 from features.store import PatientFeatures
-from features.windows import FEATURE_NAMES
 from models import news2_fallback
-from models.fusion import PASSTHROUGH, FusionModel
+from models.fusion import FusionModel, Timed
 from models.registry import ModelSlot
 from models.vitals_model import VitalsModel, design_matrix
 from streams.alerts import AlertPolicy, level_for
@@ -49,38 +50,56 @@ def vitals_scores(
     if model is None:
         return [fallback_score(pf) for pf in patients]
     news = [pf.news2_inputs for pf in patients]
-    x = design_matrix([[pf.features[name] for name in FEATURE_NAMES] for pf in patients], news)
+    x = design_matrix(np.vstack([pf.values for pf in patients]), news)
     return [
         VitalsScore(p.probability, p.contributors, model.version) for p in model.predict(x, news)
     ]
 
 
-def _timed(modal: dict | None, field: str) -> tuple[float, int] | None:
+def _timed(modal: dict | None, field: str) -> Timed | None:
     """(score, time in µs) of a stored note or image score, as the fusion takes them."""
     if not modal:
         return None
     return modal["score"], to_us(datetime.fromisoformat(modal[field]))
 
 
+def fused_scores(
+    patients: list[PatientFeatures],
+    vitals: list[VitalsScore],
+    news2_totals: list[int],
+    fusion: FusionModel | None,
+) -> list[float]:
+    """Every patient's fused score in one stacker call, each with its latest stored note and
+    image score; without a fusion model the fused score is the vitals score."""
+    if fusion is None:
+        return [v.probability for v in vitals]
+    return fusion.fuse_many(
+        [v.probability for v in vitals],
+        [_timed(pf.notes, "written_at") for pf in patients],
+        [_timed(pf.imaging, "acquired_at") for pf in patients],
+        news2_totals,
+        [pf.as_of_us for pf in patients],
+    ).tolist()
+
+
 def score_patient(
     pf: PatientFeatures,
     vitals: VitalsScore,
-    fusion: FusionModel | None,
-    trigger_topic: str,
-    trigger_event_id: str,
+    news2_result: News2,
+    fused: float,
+    fusion_version: str,
+    trigger: Trigger,
     scored_at: datetime,
     policy: AlertPolicy,
 ) -> RiskScore:
-    """The score with its level before hysteresis (`alerts.decide` applies that). Notes and
-    imaging enter with their latest stored scores; without a fusion model the fused score
-    is the vitals score."""
-    result = news2(pf.news2_inputs)
-    news2_result = News2Result(
-        total=result.total,
-        band=result.band,  # type: ignore[arg-type]
-        single_param_3=result.single_param_3,
-        components=result.components,
-        missing=result.missing,
+    """The score with its level before hysteresis (`alerts.decide` applies that), with the
+    patient's latest stored note and image scores and its fused score (`fused_scores`)."""
+    result = News2Result(
+        total=news2_result.total,
+        band=news2_result.band,  # type: ignore[arg-type]
+        single_param_3=news2_result.single_param_3,
+        components=news2_result.components,
+        missing=news2_result.missing,
     )
     notes = pf.notes["score"] if pf.notes else None
     imaging = pf.imaging["score"] if pf.imaging else None
@@ -92,26 +111,15 @@ def score_patient(
     if pf.imaging:
         versions["imaging"] = pf.imaging["version"]
         contributors += [Contributor(**c) for c in pf.imaging.get("contributors", [])]
-    if fusion is None:
-        fused = vitals.probability
-        versions["fusion"] = PASSTHROUGH
-    else:
-        fused = fusion.fuse(
-            vitals.probability,
-            _timed(pf.notes, "written_at"),
-            _timed(pf.imaging, "acquired_at"),
-            result.total,
-            pf.as_of_us,
-        )
-        versions["fusion"] = fusion.version
+    versions["fusion"] = fusion_version
     return RiskScore(
         patient_id=pf.patient_id,
         scored_at=scored_at,
         as_of=from_us(pf.as_of_us),
-        trigger=Trigger(topic=trigger_topic, event_id=trigger_event_id),
-        news2=news2_result,
+        trigger=trigger,
+        news2=result,
         scores=Scores(vitals=vitals.probability, notes=notes, imaging=imaging, fused=fused),
-        risk_level=level_for(policy, fused, news2_result),  # type: ignore[arg-type]
+        risk_level=level_for(policy, fused, result),  # type: ignore[arg-type]
         contributors=contributors,
         model_versions=versions,
     )

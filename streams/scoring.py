@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from features.news2 import news2
 from features.samples import to_us
 from features.store import FeatureStore, PatientFeatures, ScoreUpdate
 from models import news2_fallback
@@ -20,15 +21,17 @@ from models.registry import ModelSlot
 from models.text_model import NOTES_INPUTS, NotesModel
 from models.vitals_model import MODEL_FEATURES, VitalsModel
 from streams.alerts import AlertPolicy, AlertState, decide
-from streams.events import DeadLetter, RiskScore
+from streams.events import DeadLetter, RiskScore, Trigger
 from streams.metrics import Metrics
-from streams.risk import score_patient, vitals_scores
+from streams.risk import fused_scores, score_patient, vitals_scores
 from streams.settings import Settings
 
 
 @dataclass
 class BatchResult:
     scores: list[RiskScore] = field(default_factory=list)
+    score_json: list[bytes] = field(default_factory=list)
+    """`scores` encoded once, for Redis and the topic alike."""
     alerts: list[dict[str, Any]] = field(default_factory=list)
     """RiskAlerts as JSON objects: this batch's, and any a crash left unpublished."""
     dead: list[DeadLetter] = field(default_factory=list)
@@ -115,16 +118,24 @@ class PatientScorer:
         scored_us = to_us(scored_at)
         self.models.refresh()
         started = time.perf_counter()
-        vitals = vitals_scores(list(features.values()), self.models.vitals)
+        patients = list(features.values())
+        vitals = vitals_scores(patients, self.models.vitals)
         self.metrics.model_seconds.labels(vitals[0].version).observe(time.perf_counter() - started)
         fusion = self.models.fusion.current
+        fusion_version = PASSTHROUGH if fusion is None else fusion.version
+        news = [news2(pf.news2_inputs) for pf in patients]
+        fused = fused_scores(patients, vitals, [n.total for n in news], fusion)
         updates = []
-        for (patient_id, pf), vitals_score in zip(features.items(), vitals, strict=True):
+        for (patient_id, pf), vitals_score, news2_result, fused_score in zip(
+            features.items(), vitals, news, fused, strict=True
+        ):
             self.metrics.duplicates.inc(pf.duplicates)
             self.metrics.dropped.inc(pf.dropped)
+            trigger = Trigger(topic=topic, event_id=triggers[patient_id])
             risk = score_patient(
-                pf, vitals_score, fusion, topic, triggers[patient_id], scored_at, self.policy
-            )
+                pf, vitals_score, news2_result, fused_score, fusion_version, trigger, scored_at,
+                self.policy,
+            )  # fmt: skip
             state, alert, suppressed = decide(
                 self.policy,
                 AlertState.from_json(pf.alert_state),
@@ -137,15 +148,17 @@ class PatientScorer:
             outbox = orjson.loads(pf.alert_outbox) if pf.alert_outbox else []
             if alert is not None:
                 outbox.append(alert.model_dump(mode="json"))
+            risk_json = encode(risk)
             result.scores.append(risk)
+            result.score_json.append(risk_json)
             result.alerts += outbox
             updates.append(
                 ScoreUpdate(
                     patient_id=patient_id,
                     fused=risk.scores.fused or 0.0,
                     scored_us=scored_us,
-                    risk_json=encode(risk),
-                    features=pf.features,
+                    risk_json=risk_json,
+                    features=pf.values,
                     alert_state=state.to_json(),
                     alert_outbox=orjson.dumps(outbox) if outbox else None,
                 )
