@@ -1,14 +1,12 @@
-"""Replay: `vigil rebuild-features` over a day of a ward, scaled down and extrapolated.
+"""Replay: `vigil rebuild-features` over a day of a 1,000-bed ward (1.4 M events).
 
-A full day of a 1,000-bed ward (1.44 M events) is too much for a benchmark run on this
-machine, so the command runs over smaller wards and the time is scaled linearly by
-bed-hours. Linear scaling is optimistic both ways the ward can shrink, because the Lua
-script rescans a patient's whole 24 h window on every call:
+The full run replays the whole day; `--quick` replays smaller wards and scales the time
+linearly by bed-hours to the target. That scaling is optimistic both ways the ward can
+shrink, because the Lua script rescans a patient's whole 24 h window on every call:
 - fewer beds over 24 h keep the window as long as the real one, but each fetched batch
   then holds more events per patient, so there are fewer calls (and rescans) per event;
 - 1,000 beds over fewer hours keep the batches' mix of patients, but every window is
   shorter than a day's, so each rescan is cheaper.
-Both are measured and reported; the real day costs at least the larger of the two.
 """
 
 from __future__ import annotations
