@@ -14,6 +14,7 @@ from models.fusion import (
     FusionModel,
     fusion_matrix,
     fusion_row,
+    fusion_rows,
     logit,
 )
 from models.manifest import install
@@ -64,10 +65,18 @@ def test_matrix_rows_are_the_rows_the_worker_builds() -> None:
     imaging_at = [NOW - 30 * HOUR_US, np.nan, NOW + HOUR_US]
     totals = [0, 5, 9]
     x = fusion_matrix(vitals, notes, notes_at, imaging, imaging_at, totals, [NOW] * 3)
-    for i, total in enumerate(totals):
-        note = None if np.isnan(notes[i]) else (notes[i], int(notes_at[i]))
-        image = None if np.isnan(imaging[i]) else (imaging[i], int(imaging_at[i]))
-        assert x[i].tolist() == fusion_row(vitals[i], note, image, total, NOW).tolist()
+    timed = [
+        (
+            None if np.isnan(notes[i]) else (notes[i], int(notes_at[i])),
+            None if np.isnan(imaging[i]) else (imaging[i], int(imaging_at[i])),
+        )
+        for i in range(3)
+    ]
+    for i, (note, image) in enumerate(timed):
+        assert x[i].tolist() == fusion_row(vitals[i], note, image, totals[i], NOW).tolist()
+    # the worker's whole batch at once
+    many = fusion_rows(vitals, [n for n, _ in timed], [i for _, i in timed], totals, [NOW] * 3)
+    assert many.tolist() == x.tolist()
 
 
 @pytest.mark.parametrize(
