@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import faust
 import mode
@@ -69,6 +70,26 @@ def _raw(event: EventT) -> RawRecord:
         value=msg.value,
         timestamp_ms=int(ts * 1000) if ts else None,
     )
+
+
+EXIT_UNFINISHED = 75
+"""Exit status of a worker that stopped with a batch it could not finish (EX_TEMPFAIL)."""
+
+
+def _exit_unfinished(events: int, why: str) -> NoReturn:
+    """Stop now, as a crash would, without committing the batch's offsets.
+
+    Faust acks a `take_events` batch on the way out of the generator whether or not the
+    agent handled it, and commits acked offsets as it stops; a stop that let that happen
+    with the batch undone (Redis or Kafka down, or the agent cancelled mid-batch) would
+    skip its events for good. Exiting here leaves them to be redelivered to the next
+    worker, which is safe because every effect of a batch is idempotent (module doc)."""
+    log.error(
+        "stopping with a batch of %d events not done (%s): exiting without committing "
+        "its offsets, so that it is redelivered", events, why,
+    )  # fmt: skip
+    logging.shutdown()
+    os._exit(EXIT_UNFINISHED)
 
 
 class Outbound(mode.Service):
@@ -235,8 +256,12 @@ class Worker:
                     result = await pipeline.apply(prepared, name)
                     await self._publish(result)
                 break
+            except asyncio.CancelledError:
+                _exit_unfinished(len(records), "cancelled")
             except _RETRYABLE as exc:
                 # Kafka or Redis unavailable: wait for it, never ack what isn't done.
+                if self.app.should_stop:
+                    _exit_unfinished(len(records), f"{type(exc).__name__}: {exc}")
                 delay = min(0.2 * 2**attempt, 5.0)
                 log.warning("batch of %d failed (%s: %s); retry %d in %.1fs",
                             len(records), type(exc).__name__, exc, attempt, delay)  # fmt: skip

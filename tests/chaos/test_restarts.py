@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from streams import launcher
+from streams.app import EXIT_UNFINISHED
 from tests.chaos.common import assert_features_match, start_worker, topic_exists, ward_events
 from tests.helpers import group_caught_up, produce, unavailable, wait_for
 
@@ -62,4 +63,45 @@ def test_worker_rides_out_broker_and_redis_restarts(tmp_path) -> None:
     print(
         f"\nRestarts: {len(events)} events, {patients} patients; Kafka down {kafka_down_s:.1f}s, "
         f"Redis down {redis_down_s:.1f}s; worker recovered, features equal the reference"
+    )
+
+
+def test_a_worker_stopped_during_a_redis_outage_leaves_its_batch_to_the_next(tmp_path) -> None:
+    """SIGTERM while a batch waits for Redis: the batch was never applied, so its offsets
+    must not be committed on the way out; the next worker applies it."""
+    try:
+        local = launcher.start(tmp_path / "services", redis_appendonly=True)
+    except launcher.ServiceError as exc:
+        unavailable(f"this test runs its own Kafka and Redis and could not start them: {exc}")
+    services = SimpleNamespace(kafka_bootstrap=local.kafka_bootstrap, redis_url=local.redis_url)
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    group, topic = f"{prefix}vigil-worker", f"{prefix}vitals.v1"
+    events = ward_events(2_000, seed=17)
+    records = [(e["patient_id"].encode(), orjson.dumps(e)) for e in events]
+    log = tmp_path / "worker.log"
+    port = launcher.free_port()
+    worker = start_worker(services, prefix, log, {}, port=port)
+    try:
+        wait_for(lambda: topic_exists(local.kafka_bootstrap, topic), 60)
+        wait_for(lambda: launcher.worker_healthy(port), 120)
+        produce(local.kafka_bootstrap, topic, records[:1_000])
+        wait_for(lambda: group_caught_up(local.kafka_bootstrap, group, topic), 120, 0.5)
+        local.redis.kill(hard=True)
+        produce(local.kafka_bootstrap, topic, records[1_000:])
+        wait_for(lambda: "failed (" in log.read_text(errors="replace"), 60, 0.5)
+        worker.terminate()
+        stopped_rc = worker.wait(timeout=60)
+        assert stopped_rc == EXIT_UNFINISHED, f"the worker stopped with {stopped_rc}"
+        local.redis.restart()
+        worker = start_worker(services, prefix, log, {}, port=port)
+        wait_for(lambda: group_caught_up(local.kafka_bootstrap, group, topic), 300, 1)
+        patients = assert_features_match(local.redis_url, f"vigil:{prefix}", events)
+    finally:
+        if worker.poll() is None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        local.stop()
+    print(
+        f"\nStop during an outage: {len(events)} events, {patients} patients; the worker "
+        f"stopped with rc {stopped_rc} while retrying, the next one applied the batch"
     )
