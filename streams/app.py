@@ -247,6 +247,16 @@ class Worker:
         started = time.perf_counter()
         self.metrics.events_in.labels(topic).inc(len(records))
         self.metrics.batch_size.labels(topic).observe(len(records))
+        try:
+            result = await self._process(name, pipeline, records)
+        except asyncio.CancelledError:
+            _exit_unfinished(len(records), "cancelled")
+        self._observe(topic, records, result, started)
+
+    async def _process(
+        self, name: str, pipeline: Pipeline, records: list[RawRecord]
+    ) -> BatchResult:
+        """The batch's effects, retried through outages; dead letters for a lasting fault."""
         attempt = 0
         while True:
             attempt += 1
@@ -255,9 +265,7 @@ class Worker:
                 async with self.state_lock:
                     result = await pipeline.apply(prepared, name)
                     await self._publish(result)
-                break
-            except asyncio.CancelledError:
-                _exit_unfinished(len(records), "cancelled")
+                return result
             except _RETRYABLE as exc:
                 # Kafka or Redis unavailable: wait for it, never ack what isn't done.
                 if self.app.should_stop:
@@ -276,8 +284,7 @@ class Worker:
                 log.exception("batch of %d failed %d times; dead-lettered", len(records), attempt)
                 result = BatchResult(dead=[dead_letter(r, exc) for r in records])
                 await self._publish(result)
-                break
-        self._observe(topic, records, result, started)
+                return result
 
     async def _publish(self, result: BatchResult) -> None:
         """Produce scores, alerts and dead letters; return once the broker has them all,
