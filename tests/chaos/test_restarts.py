@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
@@ -18,12 +19,17 @@ from tests.helpers import group_caught_up, produce, unavailable, wait_for
 pytestmark = pytest.mark.services
 
 
-def test_worker_rides_out_broker_and_redis_restarts(tmp_path) -> None:
+def own_services(tmp_path: Path) -> tuple[launcher.LocalServices, SimpleNamespace]:
+    """Kafka and Redis (AOF on) of this test alone, since it kills and restarts them."""
     try:
         local = launcher.start(tmp_path / "services", redis_appendonly=True)
     except launcher.ServiceError as exc:
         unavailable(f"this test runs its own Kafka and Redis and could not start them: {exc}")
-    services = SimpleNamespace(kafka_bootstrap=local.kafka_bootstrap, redis_url=local.redis_url)
+    return local, SimpleNamespace(kafka_bootstrap=local.kafka_bootstrap, redis_url=local.redis_url)
+
+
+def test_worker_rides_out_broker_and_redis_restarts(tmp_path) -> None:
+    local, services = own_services(tmp_path)
     prefix = f"x{uuid.uuid4().hex[:8]}."
     group, topic = f"{prefix}vigil-worker", f"{prefix}vitals.v1"
     events = ward_events(10_000, seed=13)
@@ -69,11 +75,7 @@ def test_worker_rides_out_broker_and_redis_restarts(tmp_path) -> None:
 def test_a_worker_stopped_during_a_redis_outage_leaves_its_batch_to_the_next(tmp_path) -> None:
     """SIGTERM while a batch waits for Redis: the batch was never applied, so its offsets
     must not be committed on the way out; the next worker applies it."""
-    try:
-        local = launcher.start(tmp_path / "services", redis_appendonly=True)
-    except launcher.ServiceError as exc:
-        unavailable(f"this test runs its own Kafka and Redis and could not start them: {exc}")
-    services = SimpleNamespace(kafka_bootstrap=local.kafka_bootstrap, redis_url=local.redis_url)
+    local, services = own_services(tmp_path)
     prefix = f"t{uuid.uuid4().hex[:8]}."
     group, topic = f"{prefix}vigil-worker", f"{prefix}vitals.v1"
     events = ward_events(2_000, seed=17)
