@@ -284,10 +284,17 @@ def _launch(
 
 
 def _cluster_id() -> str:
-    """Kafka wants a base64url UUID without padding (what `kafka-storage random-uuid` prints)."""
+    """Kafka wants a base64url UUID without padding (what `kafka-storage random-uuid` prints).
+
+    One in 64 of those starts with '-', which the storage tool's argument parser takes for
+    an option ("--cluster-id/-t: expected one argument"); Kafka's own `Uuid.randomUuid`
+    draws again in that case, and so does this (found by CI, 1 start in 64 failing)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def wait_for_kafka(
