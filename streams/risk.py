@@ -7,7 +7,7 @@ from datetime import datetime
 
 import numpy as np
 
-from features.news2 import News2, news2
+from features.news2 import News2
 from features.samples import from_us, to_us
 from features.store import PatientFeatures
 from models import news2_fallback
@@ -25,9 +25,8 @@ class VitalsScore:
     version: str
 
 
-def fallback_score(pf: PatientFeatures) -> VitalsScore:
+def fallback_score(pf: PatientFeatures, result: News2) -> VitalsScore:
     """NEWS2's logistic placeholder, explained by the NEWS2 points of each parameter."""
-    result = news2(pf.news2_inputs)
     contributors = [
         Contributor(
             feature=f"news2_{name}",
@@ -43,12 +42,12 @@ def fallback_score(pf: PatientFeatures) -> VitalsScore:
 
 
 def vitals_scores(
-    patients: list[PatientFeatures], models: ModelSlot[VitalsModel]
+    patients: list[PatientFeatures], news2_results: list[News2], models: ModelSlot[VitalsModel]
 ) -> list[VitalsScore]:
     """One model call for the whole batch; the NEWS2 fallback while no model is installed."""
     model = models.current
     if model is None:
-        return [fallback_score(pf) for pf in patients]
+        return [fallback_score(pf, r) for pf, r in zip(patients, news2_results, strict=True)]
     news = [pf.news2_inputs for pf in patients]
     x = design_matrix(np.vstack([pf.values for pf in patients]), news)
     return [

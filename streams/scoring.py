@@ -117,13 +117,13 @@ class PatientScorer:
         scored_at = datetime.now(UTC)
         scored_us = to_us(scored_at)
         self.models.refresh()
-        started = time.perf_counter()
         patients = list(features.values())
-        vitals = vitals_scores(patients, self.models.vitals)
+        news = [news2(pf.news2_inputs) for pf in patients]
+        started = time.perf_counter()
+        vitals = vitals_scores(patients, news, self.models.vitals)
         self.metrics.model_seconds.labels(vitals[0].version).observe(time.perf_counter() - started)
         fusion = self.models.fusion.current
         fusion_version = PASSTHROUGH if fusion is None else fusion.version
-        news = [news2(pf.news2_inputs) for pf in patients]
         fused = fused_scores(patients, vitals, [n.total for n in news], fusion)
         updates = []
         for (patient_id, pf), vitals_score, news2_result, fused_score in zip(

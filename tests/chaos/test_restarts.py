@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,17 +20,25 @@ from tests.helpers import group_caught_up, produce, unavailable, wait_for
 pytestmark = pytest.mark.services
 
 
-def own_services(tmp_path: Path) -> tuple[launcher.LocalServices, SimpleNamespace]:
-    """Kafka and Redis (AOF on) of this test alone, since it kills and restarts them."""
+@pytest.fixture
+def own_services(tmp_path: Path) -> Iterator[tuple[launcher.LocalServices, SimpleNamespace]]:
+    """Kafka and Redis (AOF on) of this test alone, since it kills and restarts them;
+    stopped on the way out."""
     try:
         local = launcher.start(tmp_path / "services", redis_appendonly=True)
     except launcher.ServiceError as exc:
         unavailable(f"this test runs its own Kafka and Redis and could not start them: {exc}")
-    return local, SimpleNamespace(kafka_bootstrap=local.kafka_bootstrap, redis_url=local.redis_url)
+    try:
+        yield (
+            local,
+            SimpleNamespace(kafka_bootstrap=local.kafka_bootstrap, redis_url=local.redis_url),
+        )
+    finally:
+        local.stop()
 
 
-def test_worker_rides_out_broker_and_redis_restarts(tmp_path) -> None:
-    local, services = own_services(tmp_path)
+def test_worker_rides_out_broker_and_redis_restarts(tmp_path, own_services) -> None:
+    local, services = own_services
     prefix = f"x{uuid.uuid4().hex[:8]}."
     group, topic = f"{prefix}vigil-worker", f"{prefix}vitals.v1"
     events = ward_events(10_000, seed=13)
@@ -62,20 +71,19 @@ def test_worker_rides_out_broker_and_redis_restarts(tmp_path) -> None:
         assert busy == [True, True], f"a failure landed when nothing was in flight: {busy}"
         patients = assert_features_match(local.redis_url, f"vigil:{prefix}", events)
     finally:
-        if worker.poll() is None:
-            worker.terminate()
-            worker.wait(timeout=30)
-        local.stop()
+        launcher.stop_worker(worker)
     print(
         f"\nRestarts: {len(events)} events, {patients} patients; Kafka down {kafka_down_s:.1f}s, "
         f"Redis down {redis_down_s:.1f}s; worker recovered, features equal the reference"
     )
 
 
-def test_a_worker_stopped_during_a_redis_outage_leaves_its_batch_to_the_next(tmp_path) -> None:
+def test_a_worker_stopped_during_a_redis_outage_leaves_its_batch_to_the_next(
+    tmp_path, own_services
+) -> None:
     """SIGTERM while a batch waits for Redis: the batch was never applied, so its offsets
     must not be committed on the way out; the next worker applies it."""
-    local, services = own_services(tmp_path)
+    local, services = own_services
     prefix = f"t{uuid.uuid4().hex[:8]}."
     group, topic = f"{prefix}vigil-worker", f"{prefix}vitals.v1"
     events = ward_events(2_000, seed=17)
@@ -99,10 +107,7 @@ def test_a_worker_stopped_during_a_redis_outage_leaves_its_batch_to_the_next(tmp
         wait_for(lambda: group_caught_up(local.kafka_bootstrap, group, topic), 300, 1)
         patients = assert_features_match(local.redis_url, f"vigil:{prefix}", events)
     finally:
-        if worker.poll() is None:
-            worker.terminate()
-            worker.wait(timeout=30)
-        local.stop()
+        launcher.stop_worker(worker)
     print(
         f"\nStop during an outage: {len(events)} events, {patients} patients; the worker "
         f"stopped with rc {stopped_rc} while retrying, the next one applied the batch"
