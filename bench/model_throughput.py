@@ -1,4 +1,6 @@
-"""Vitals model rows/s by batch size, as the worker calls it (prediction + TreeSHAP + top 5).
+"""Vitals model rows/s by batch size, as the worker calls it (prediction + TreeSHAP + top 5),
+beside XGBoost's own `pred_contribs` (what models/tree_shap.py's tables replace) and a bare
+margin prediction on the same rows.
 
     python -m bench.model_throughput [--model-dir DIR] [--seconds 2]
 
@@ -14,6 +16,8 @@ import json
 import platform
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +30,15 @@ from models.vitals_model import MODEL_FEATURES, VitalsModel
 from streams.settings import Settings
 
 BATCHES = (1, 8, 32, 128, 512)
+
+
+def _rate(call: Callable[[], object], batch: int, seconds: float) -> float:
+    """Rows per second of `call` (one batch per call) repeated for `seconds`."""
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        call()
+        done += batch
+    return done / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -45,24 +58,29 @@ def main() -> None:
     for batch in BATCHES:
         x = rows[np.arange(batch) % len(rows)]
         news = [None] * batch
-        done, started = 0, time.perf_counter()
-        while time.perf_counter() - started < args.seconds:
-            model.predict(x, news)
-            done += batch
-        explained = done / (time.perf_counter() - started)
-        matrix = xgb.DMatrix(x, missing=np.nan, feature_names=list(MODEL_FEATURES))
-        done, started = 0, time.perf_counter()
-        while time.perf_counter() - started < args.seconds:
-            model.booster.predict(matrix, output_margin=True)
-            done += batch
-        plain = done / (time.perf_counter() - started)
-        results.append({"batch": batch, "rows_per_s": explained, "margin_only_rows_per_s": plain})
-        print(f"batch {batch:4d}: {explained:9.0f} rows/s with SHAP top 5, {plain:9.0f} without")
+        matrix = xgb.DMatrix(x, missing=np.nan, feature_names=list(MODEL_FEATURES), nthread=1)
+        result = {
+            "batch": batch,
+            "rows_per_s": _rate(partial(model.predict, x, news), batch, args.seconds),
+            "xgboost_pred_contribs_rows_per_s": _rate(
+                partial(model.booster.predict, matrix, pred_contribs=True), batch, args.seconds
+            ),
+            "margin_only_rows_per_s": _rate(
+                partial(model.booster.predict, matrix, output_margin=True), batch, args.seconds
+            ),
+        }
+        results.append(result)
+        print(
+            f"batch {batch:4d}: {result['rows_per_s']:9.0f} rows/s with SHAP top 5, "
+            f"{result['xgboost_pred_contribs_rows_per_s']:9.0f} XGBoost pred_contribs, "
+            f"{result['margin_only_rows_per_s']:9.0f} margin only"
+        )
     summary = {
         "model": model.version,
         "trees": model.manifest.training.get("rounds"),
         "machine": {"python": platform.python_version(), "cpu": platform.processor()},
         "xgboost": xgb.__version__,
+        "shap": "tables" if model.shap is not None else "xgboost pred_contribs",
         "results": results,
     }
     print(json.dumps(summary, indent=2))
