@@ -38,7 +38,7 @@ def test_tables_give_xgboosts_own_shap_values(depth: int) -> None:
     booster = _booster(depth, rounds=40)
     tables = ShapTables.build(booster, 12)
     assert tables is not None
-    x, _ = _data(500, seed=1)
+    x, _ = _data(700, seed=1)  # more than CHUNK_ROWS
     x[:5, 3] = [0.0, 1.0, 2.0, 3.0, np.nan]
     x[5] = np.nan  # a row with nothing known
     got = tables.contributions(x)
