@@ -3,6 +3,7 @@ service it needs does not answer."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -120,6 +121,11 @@ def worker(loglevel: str = typer.Option("info", help="debug, info, warning")) ->
     from streams.app import Worker
 
     w = Worker(settings)
+    # What is loaded by now (torch, the models, Faust: some 300,000 objects) lives as long
+    # as the process. Frozen, Python's cyclic collector leaves it out of its full passes,
+    # which otherwise stopped the worker for 200-540 ms at a time mid-stream (measured with
+    # gc.callbacks at 800 events/s; it was the p99 latency).
+    gc.freeze()
     faust.Worker(w.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
