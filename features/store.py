@@ -80,8 +80,12 @@ class PatientFeatures:
     @property
     def features(self) -> dict[str, float | None]:
         """The rolling features by name, None where a window is empty."""
-        values = self.values.tolist()
-        return {n: None if v != v else v for n, v in zip(FEATURE_NAMES, values, strict=True)}
+        return feature_dict(self.values)
+
+
+def feature_dict(values: np.ndarray) -> dict[str, float | None]:
+    """Rolling features (`FEATURE_NAMES` order, NaN where empty) by name, None for NaN."""
+    return {n: None if v != v else v for n, v in zip(FEATURE_NAMES, values.tolist(), strict=True)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +199,7 @@ class FeatureStore:
                 args = [
                     self.ttl_ms,
                     u.risk_json,
-                    _features_json(u.features),
+                    np.asarray(u.features, dtype="<f8").tobytes(),
                     u.scored_us,
                     u.scored_us - self.history_us,
                     u.alert_state,
@@ -237,9 +241,14 @@ class FeatureStore:
             snapshot, history = await pipe.execute()
         if not snapshot:
             return None
+        packed = snapshot.get(b"values")
         return {
             "risk": orjson.loads(snapshot[b"risk"]),
-            "features": orjson.loads(snapshot[b"features"]),
+            "features": (
+                feature_dict(np.frombuffer(packed, dtype="<f8"))
+                if packed is not None
+                else orjson.loads(snapshot[b"features"])  # written before layout 2.1
+            ),
             "history": [orjson.loads(item) for item in history],
         }
 
@@ -278,11 +287,6 @@ def _parse(patient_id: str, reply: list[Any]) -> PatientFeatures:
         notes=_modal(notes),
         imaging=_modal(imaging),
     )
-
-
-def _features_json(values: np.ndarray) -> bytes:
-    """`{name: number or null}` (orjson writes NaN as null)."""
-    return orjson.dumps(dict(zip(FEATURE_NAMES, values.tolist(), strict=True)))
 
 
 def _modal(raw: bytes | None) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from features import reference
 from features.news2 import news2
 from features.samples import VitalsSample
-from features.store import FeatureStore, PatientFeatures
+from features.store import FeatureStore, PatientFeatures, ScoreUpdate
 from features.windows import FEATURE_NAMES
 from streams.events import VitalsObservation
 from tests.strategies import observation_fields
@@ -175,3 +176,33 @@ def test_modality_scores_keep_the_newest_and_ride_with_the_features(services) ->
     assert set(features) == {patient}
     assert features[patient].notes == {"score": 0.7, "version": "n2"}
     assert features[patient].imaging == {"score": 0.4, "version": "i1"}
+
+
+def test_a_saved_score_reads_back_with_its_features_old_layout_included(services) -> None:
+    """`patient()` (GET /api/patients/{id}) returns the features stored with the latest
+    score, as packed doubles since layout 2.1 and as the JSON object of layout 2 before."""
+    patient, old = f"s-{uuid.uuid4().hex[:8]}", f"o-{uuid.uuid4().hex[:8]}"
+    values = np.full(len(FEATURE_NAMES), np.nan)
+    values[FEATURE_NAMES.index("hr_mean_1h")] = 91.25
+    update = ScoreUpdate(patient, 0.3, 1_000, b'{"patient_id": "p"}', values, b"{}", None)
+
+    async def run() -> tuple[dict | None, dict | None]:
+        client = aioredis.Redis.from_url(services.redis_url)
+        try:
+            store = FeatureStore(client, f"vigil:saved-{uuid.uuid4().hex[:6]}:")
+            await store.save_scores([update])
+            await client.hset(
+                store.keys(old).risk,
+                mapping={"risk": b"{}", "features": b'{"hr_mean_1h": 70.0}'},
+            )
+            return await store.patient(patient), await store.patient(old)
+        finally:
+            await client.aclose()
+
+    saved, written_before = asyncio.run(run())
+    assert saved is not None and written_before is not None
+    assert saved["risk"] == {"patient_id": "p"}
+    assert saved["features"]["hr_mean_1h"] == 91.25
+    assert saved["features"]["hr_mean_24h"] is None
+    assert list(saved["features"]) == list(FEATURE_NAMES)
+    assert written_before["features"] == {"hr_mean_1h": 70.0}
