@@ -103,6 +103,7 @@ def evaluate(
         "best_single": best,
         "best_single_auroc": single[best],
         "met": report["auroc"] >= single[best],
+        "gain_95ci": cm.auroc_gain_interval(rows.data, scores["fused"], scores[best]),
     }
     report["plots"] = {"roc": _roc_plot(y, scores, out / "roc.png")}
     (out / "report.json").write_bytes(
@@ -159,7 +160,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"**Bar (fused AUROC ≥ best single modality): {verdict}.** Fused "
         f"{bar['fused_auroc']:.3f}, best single ({bar['best_single']}) "
-        f"{bar['best_single_auroc']:.3f}.",
+        f"{bar['best_single_auroc']:.3f}; the difference's 95 % interval by resampling "
+        f"patients: {bar['gain_95ci'][0]:+.3f} to {bar['gain_95ci'][1]:+.3f}.",
         "",
         "| score | AUROC | AUPRC | Brier |",
         "| --- | --- | --- | --- |",

@@ -43,9 +43,15 @@ from models.vitals_model import VitalsModel
 FOLDS = 5
 """The metrics are out-of-fold over patient folds: a 20 % split of a ward cohort holds a
 couple of dozen patients with an event, too few to tell two stackers apart."""
-C = 1.0
-"""Inverse L2 strength: the inputs are log-odds and a NEWS2 total on comparable scales,
-and a few thousand rows per coefficient make the penalty matter little."""
+L2 = 0.005
+"""Ridge penalty on the mean log-loss, over inputs standardised on the training rows:
+½·L2·‖w‖². Strong on purpose: notes and films add little beside the vitals model (their
+scores follow the same hidden state), and a lightly penalised stacker (sklearn's C=1 on
+raw inputs) learnt large presence and recency weights that helped out of fold on its own
+cohort but cost AUROC against the vitals model alone on another. Chosen among penalties,
+interactions, splines and boosted stackers by a rule fixed before any test cohort was
+scored: the best worst case of the gain over vitals alone on a validation cohort and out
+of fold (issue #4 note of 2026-11-24)."""
 SINGLE = {
     "vitals": ("logit_vitals",),
     "notes": ("logit_notes", "has_notes", "recent_notes", "logit_notes_recent"),
@@ -147,19 +153,24 @@ def modality_rows(
     return ModalityRows(data, vitals.probabilities(data.x), *note_score, *image_score)
 
 
-def _fit(x: np.ndarray, y: np.ndarray) -> tuple[list[float], float]:
-    fit = LogisticRegression(C=C, max_iter=1000).fit(x, y)
-    return [float(c) for c in fit.coef_[0]], float(fit.intercept_[0])
+def fit_stacker(x: np.ndarray, y: np.ndarray) -> tuple[list[float], float]:
+    """Ridge logistic regression on standardised inputs, returned on the raw inputs' scale
+    (what `stacked` and the worker take)."""
+    mean, sd = x.mean(axis=0), x.std(axis=0)
+    sd[sd == 0] = 1.0  # a modality absent from every row: its columns are all zero
+    fit = LogisticRegression(C=1 / (L2 * len(y)), max_iter=1000).fit((x - mean) / sd, y)
+    coef = fit.coef_[0] / sd
+    return [float(c) for c in coef], float(fit.intercept_[0] - coef @ mean)
 
 
 def fit_stackers(x: np.ndarray, y: np.ndarray) -> dict[str, dict[str, Any]]:
     """The fused stacker on every input and one per modality on its own inputs (zero
     weight on the others), each {"coef", "intercept"} in FUSION_INPUTS order."""
-    coef, intercept = _fit(x, y)
+    coef, intercept = fit_stacker(x, y)
     out: dict[str, dict[str, Any]] = {"fused": {"coef": coef, "intercept": intercept}}
     for name, inputs in SINGLE.items():
         columns = [FUSION_INPUTS.index(i) for i in inputs]
-        own, intercept = _fit(x[:, columns], y)
+        own, intercept = fit_stacker(x[:, columns], y)
         full = [0.0] * len(FUSION_INPUTS)
         for column, c in zip(columns, own, strict=True):
             full[column] = c
@@ -267,7 +278,7 @@ def train(
         horizon_h=rows.data.horizon_h,
         training={
             "seed": seed,
-            "C": C,
+            "l2": L2,
             "cohort": read_info(cohort),
             "base_models": base,
             "rows": len(y),

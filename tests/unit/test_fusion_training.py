@@ -13,7 +13,7 @@ from features.samples import to_us
 from models import cohort
 from models.dataset import build
 from models.evaluate_fusion import evaluate
-from models.fusion import FUSION_INPUTS, FusionModel
+from models.fusion import FUSION_INPUTS, FusionModel, stacked
 from models.image_model import IMAGE_INPUTS, ImageModel
 from models.imaging_data import write_images
 from models.manifest import install
@@ -24,6 +24,7 @@ from models.train_fusion import (
     FOLDS,
     ModalityRows,
     Trained,
+    fit_stacker,
     latest_at_checks,
     modality_rows,
     patient_folds,
@@ -180,6 +181,26 @@ def test_multimodal_evaluation_reports_each_modality_alone_and_fused(
     assert set(report["by_score"]) == {"fused", "vitals", "notes", "imaging", "news2"}
     assert report["bar"]["best_single"] in {"vitals", "notes", "imaging"}
     assert report["bar"]["met"] == (report["auroc"] >= report["bar"]["best_single_auroc"])
+    low, high = report["bar"]["gain_95ci"]
+    assert -1 <= low <= high <= 1
+    assert "95 % interval by resampling patients" in (tmp_path / "report.md").read_text()
     assert (tmp_path / "report.md").read_text().startswith("# Multimodal evaluation")
     assert (tmp_path / "roc.png").stat().st_size > 1000
     assert report["where_present"]["notes"]["rows"] > 0
+
+
+def test_the_stackers_penalty_does_not_depend_on_an_inputs_units() -> None:
+    """Inputs are standardised before the ridge penalty: a column in other units (a NEWS2
+    total against log-odds) gets the same fit, and an input absent from every row (a
+    modality with no model) gets no weight."""
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=4000), rng.normal(size=4000), np.zeros(4000)])
+    y = (x[:, 0] + 0.5 * x[:, 1] + rng.logistic(size=4000) > 2.5).astype(float)
+    coef, intercept = fit_stacker(x, y)
+    rescaled = x * [1.0, 1000.0, 1.0]
+    coef_rescaled, intercept_rescaled = fit_stacker(rescaled, y)
+    np.testing.assert_allclose(
+        stacked(rescaled, coef_rescaled, intercept_rescaled), stacked(x, coef, intercept), rtol=1e-4
+    )
+    assert coef[2] == 0.0
+    assert coef[0] > coef[1] > 0
