@@ -3,9 +3,9 @@
 -- instead of nine pipelined commands per patient: the client's packing and parsing of
 -- those commands cost more than Redis running them.
 -- KEYS[1] risk hash, KEYS[2] history zset, KEYS[3] alert hash
--- ARGV[1] ttl ms, ARGV[2] RiskScore JSON, ARGV[3] features as packed little-endian doubles, ARGV[4] scored_at (us),
--- ARGV[5] history cutoff (us; older entries go), ARGV[6] alert state JSON,
--- ARGV[7] (optional) outbox JSON
+-- ARGV[1] ttl ms, ARGV[2] RiskScore JSON, ARGV[3] features (packed little-endian
+-- doubles), ARGV[4] scored_at (us), ARGV[5] history cutoff (us; older entries go),
+-- ARGV[6] alert state JSON, ARGV[7] (optional) outbox JSON
 
 local ttl = ARGV[1]
 redis.call('HSET', KEYS[1], 'risk', ARGV[2], 'values', ARGV[3])
