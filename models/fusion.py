@@ -150,17 +150,6 @@ class FusionModel:
         """Fused probabilities of rows of `fusion_matrix`."""
         return stacked(x, self.coef, self.intercept)
 
-    def fuse_many(
-        self,
-        vitals: Sequence[float],
-        notes: Sequence[Timed | None],
-        imaging: Sequence[Timed | None],
-        news2_total: Sequence[int],
-        as_of_us: Sequence[int],
-    ) -> np.ndarray:
-        """Fused probabilities of patients; arguments as in `fusion_rows`."""
-        return self.probabilities(fusion_rows(vitals, notes, imaging, news2_total, as_of_us))
-
     def fuse(
         self,
         vitals: float,
@@ -170,4 +159,5 @@ class FusionModel:
         as_of_us: int,
     ) -> float:
         """One patient's fused probability; arguments as in `fusion_row`."""
-        return float(self.fuse_many([vitals], [notes], [imaging], [news2_total], [as_of_us])[0])
+        row = fusion_row(vitals, notes, imaging, news2_total, as_of_us)
+        return float(self.probabilities(row[None])[0])

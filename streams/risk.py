@@ -11,7 +11,7 @@ from features.news2 import News2
 from features.samples import from_us, to_us
 from features.store import PatientFeatures
 from models import news2_fallback
-from models.fusion import FusionModel, Timed
+from models.fusion import FusionModel, Timed, fusion_rows
 from models.registry import ModelSlot
 from models.vitals_model import VitalsModel, design_matrix
 from streams.alerts import AlertPolicy, level_for
@@ -72,13 +72,14 @@ def fused_scores(
     image score; without a fusion model the fused score is the vitals score."""
     if fusion is None:
         return [v.probability for v in vitals]
-    return fusion.fuse_many(
+    rows = fusion_rows(
         [v.probability for v in vitals],
         [_timed(pf.notes, "written_at") for pf in patients],
         [_timed(pf.imaging, "acquired_at") for pf in patients],
         news2_totals,
         [pf.as_of_us for pf in patients],
-    ).tolist()
+    )
+    return fusion.probabilities(rows).tolist()
 
 
 def score_patient(
