@@ -2,7 +2,8 @@
 
 - raw aiokafka pass-through: consume every record and produce it to another topic,
   awaiting the acks (the ceiling for any consume-produce service on this broker);
-- bare Faust: an agent with Vigil's batching that only parses JSON (`bench/bare_faust.py`);
+- bare Faust: an agent that only parses JSON, in Faust's own `take_events` batches
+  (`bench/bare_faust.py`);
 - Redis, plain: the writes that store the samples (HSET of the event id, ZADD of the
   sample), pipelined per batch, with no feature computation;
 - Redis, Vigil's Lua: `FeatureStore.apply_vitals` (one EVALSHA of `update_vitals.lua`

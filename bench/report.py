@@ -70,7 +70,7 @@ def throughput_table(result: dict[str, Any]) -> list[str]:
         (label, c.get(key), note)
         for label, key, note in (
             ("raw aiokafka pass-through", "passthrough_events_per_s", "consume + produce, acks"),
-            ("bare Faust agent", "bare_faust_events_per_s", "parse only, Vigil's batching"),
+            ("bare Faust agent", "bare_faust_events_per_s", "parse only, take_events"),
             ("Redis, plain HSET + ZADD", "redis_plain_events_per_s", "pipelined, no features"),
             ("Redis, `update_vitals.lua`", "redis_lua_events_per_s", "FeatureStore.apply_vitals"),
         )

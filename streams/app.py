@@ -8,7 +8,7 @@ Order of effects for every consumed batch (the checkpoint order, as in Quix Stre
      an outbox of the alerts still to publish (one pipelined round trip),
   4. produce scores, alerts and dead letters and wait for the broker's acknowledgements,
      then empty the outboxes,
-  5. only then hand the batch back to Faust, which acks it; offsets are committed after.
+  5. only then ack the batch's events (`streams/intake.py`); offsets are committed after.
 A crash anywhere before 5 redelivers the batch; step 2 is idempotent and step 3 finds the
 undelivered alerts in the outbox, so nothing is lost and nothing is double-counted. A
 redelivered batch republishes its scores (snapshots, which consumers may see twice) and
@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
@@ -45,6 +46,7 @@ from streams import topics
 from streams.alerts import AlertPolicy
 from streams.deadletters import RawRecord, dead_letter
 from streams.imaging import ImagingPipeline
+from streams.intake import run_batches
 from streams.kafka import aiokafka_options, faust_credentials
 from streams.metrics import Metrics
 from streams.notes import NotesPipeline
@@ -79,11 +81,11 @@ EXIT_UNFINISHED = 75
 def _exit_unfinished(events: int, why: str) -> NoReturn:
     """Stop now, as a crash would, without committing the batch's offsets.
 
-    Faust acks a `take_events` batch on the way out of the generator whether or not the
-    agent handled it, and commits acked offsets as it stops; a stop that let that happen
-    with the batch undone (Redis or Kafka down, or the agent cancelled mid-batch) would
-    skip its events for good. Exiting here leaves them to be redelivered to the next
-    worker, which is safe because every effect of a batch is idempotent (module doc)."""
+    A batch is acked once its handler returns (`streams/intake.py`), and Faust commits
+    acked offsets as it stops; a handler that returned with the batch undone (Redis or
+    Kafka down, or the agent cancelled mid-batch) would skip its events for good. Exiting
+    here leaves them to be redelivered to the next worker, which is safe because every
+    effect of a batch is idempotent (module doc)."""
     log.error(
         "stopping with a batch of %d events not done (%s): exiting without committing "
         "its offsets, so that it is redelivered", events, why,
@@ -205,6 +207,11 @@ class Worker:
             topic_replication_factor=s.topic_replication,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
+            # Faust stops fetching once a stream's queue passes 1/1.25 of this and then
+            # sleeps for up to a second (Consumer._wait_next_records); with the default
+            # 4,096 a worker near its capacity fell into those sleeps and never caught up
+            # (BENCHMARKS.md, "Continuous intake"). A few seconds of work, a few MB.
+            stream_buffer_maxsize=32_768,
             broker_session_timeout=s.kafka_session_timeout_s,
             broker_heartbeat_interval=min(3.0, s.kafka_session_timeout_s / 3),
             web_enabled=True,
@@ -227,8 +234,7 @@ class Worker:
 
         def agent_for(name: str) -> Any:
             async def agent(stream: faust.StreamT) -> None:
-                async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
-                    await self.handle(name, events)
+                await run_batches(stream, partial(self.handle, name), s.batch_max)
 
             return agent
 

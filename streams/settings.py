@@ -59,8 +59,11 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=12, ge=1)
     topic_replication: int = Field(default=1, ge=1)
 
-    batch_max: int = Field(default=500, ge=1, description="events per stream.take batch")
-    batch_within_s: float = Field(default=0.05, gt=0, description="max wait to fill a batch")
+    batch_max: int = Field(
+        default=500,
+        ge=1,
+        description="most events per batch; a batch is what arrived while the last one was handled",
+    )
 
     alert_policy: Path | None = Field(
         default=None, description="YAML alert policy; default streams/alert_policy.yaml"
