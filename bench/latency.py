@@ -82,6 +82,11 @@ class LatencyLevel:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    worker_p50_ms: float
+    worker_p99_ms: float
+    """From the input record's append on `vitals.v1` (broker time) to its score's
+    acknowledgement, by the worker's own histogram: the rest of the end-to-end latency was
+    spent before the broker had the record (the sender and the broker's intake)."""
     p50_first_quarter_ms: float
     p50_last_quarter_ms: float
     """Medians of the events sent in the first and the last quarter of the run: a last
@@ -133,7 +138,10 @@ def measure(
     """One worker on a fresh prefix, fed `records` at `rate` events/s."""
     settings = services.fresh(
         f"lat{round(share * 100)}",
-        configs={topics.SCORES: {"message.timestamp.type": "LogAppendTime"}},
+        configs={
+            name: {"message.timestamp.type": "LogAppendTime"}
+            for name in (topics.VITALS, topics.SCORES)
+        },
     )
     tracker = ScoreTracker()
     stop = threading.Event()
@@ -152,12 +160,13 @@ def measure(
             while tracker.unscored() and not tracker.failure and time.monotonic() < deadline:
                 time.sleep(0.2)
             batches = worker.batches(settings.topic(topics.VITALS)).as_dict()
+            in_worker = worker.latency_quantiles(settings.topic(topics.VITALS), (0.5, 0.99))
     finally:
         stop.set()
         follower.join(timeout=10)
     if tracker.failure is not None:
         raise RuntimeError("the score follower failed") from tracker.failure
-    return _summary(tracker, share, rate, seconds, len(records), batches)
+    return _summary(tracker, share, rate, seconds, len(records), batches, in_worker)
 
 
 def _summary(
@@ -167,6 +176,7 @@ def _summary(
     seconds: float,
     sent: int,
     batches: dict[str, float],
+    in_worker: list[float],
 ) -> LatencyLevel:
     pairs = np.array(sorted(tracker.latencies) or [(np.nan, np.nan)])
     lat, quarter = pairs[:, 1], max(1, len(pairs) // 4)
@@ -183,6 +193,8 @@ def _summary(
         p95_ms=float(p95),
         p99_ms=float(p99),
         max_ms=float(lat.max()),
+        worker_p50_ms=1000 * in_worker[0],
+        worker_p99_ms=1000 * in_worker[1],
         p50_first_quarter_ms=float(np.median(lat[:quarter])),
         p50_last_quarter_ms=float(np.median(lat[-quarter:])),
         vitals_model=tracker.model_versions.get("vitals"),

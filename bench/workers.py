@@ -6,6 +6,7 @@ VIGIL_* knob) reaches them; without a model directory they score with the NEWS2 
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams import launcher, topics
 from streams.kafka import admin_client
@@ -75,6 +77,35 @@ class Worker:
         events = self.sample("vigil_batch_size_sum", topic, text)
         seconds = self.sample("vigil_batch_processing_seconds_sum", topic, text)
         return Batches(int(count), int(events), seconds)
+
+    def latency_quantiles(self, topic: str, qs: tuple[float, ...]) -> list[float]:
+        """Quantiles (s) of `vigil_event_latency_seconds` (a record's Kafka timestamp to its
+        score acknowledged), interpolated inside the histogram's buckets as Prometheus's
+        `histogram_quantile` does; NaN before any observation."""
+        buckets = [
+            (float(sample.labels["le"]), sample.value)
+            for family in text_string_to_metric_families(self.metrics())
+            if family.name == "vigil_event_latency_seconds"
+            for sample in family.samples
+            if sample.name.endswith("_bucket") and sample.labels["topic"] == topic
+        ]
+        total = buckets[-1][1] if buckets else 0.0
+        out = []
+        for q in qs:
+            below_edge, below = 0.0, 0.0
+            value = math.nan
+            for edge, count in buckets:
+                if total and count >= q * total:
+                    if math.isinf(edge):
+                        value = below_edge
+                    else:
+                        value = below_edge + (edge - below_edge) * (q * total - below) / (
+                            count - below
+                        )
+                    break
+                below_edge, below = edge, count
+            out.append(value)
+        return out
 
     def batches_done(self, topic: str) -> bool:
         """Whether every batch the worker has taken is processed and published."""

@@ -1,0 +1,37 @@
+"""The bench's reading of a worker's latency histogram (`Worker.latency_quantiles`)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.workers import Worker
+
+METRICS = """# TYPE vigil_event_latency_seconds histogram
+vigil_event_latency_seconds_bucket{le="0.1",topic="t"} 10.0
+vigil_event_latency_seconds_bucket{le="0.25",topic="t"} 90.0
+vigil_event_latency_seconds_bucket{le="0.5",topic="t"} 99.0
+vigil_event_latency_seconds_bucket{le="+Inf",topic="t"} 100.0
+vigil_event_latency_seconds_count{topic="t"} 100.0
+vigil_event_latency_seconds_sum{topic="t"} 20.0
+"""
+
+
+class Scraped(Worker):
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def metrics(self) -> str:
+        return self.text
+
+
+def test_quantiles_interpolate_inside_buckets_as_prometheus_does() -> None:
+    p50, p95 = Scraped(METRICS).latency_quantiles("t", (0.5, 0.95))
+    assert p50 == pytest.approx(0.1 + 0.15 * 40 / 80)
+    assert p95 == pytest.approx(0.25 + 0.25 * 5 / 9)
+
+
+def test_a_quantile_in_the_open_bucket_is_its_lower_edge_and_an_unseen_topic_nan() -> None:
+    assert Scraped(METRICS).latency_quantiles("t", (0.999,)) == [0.5]
+    assert math.isnan(Scraped(METRICS).latency_quantiles("other", (0.5,))[0])
