@@ -81,7 +81,8 @@ class Worker:
     def latency_quantiles(self, topic: str, qs: tuple[float, ...]) -> list[float]:
         """Quantiles (s) of `vigil_event_latency_seconds` (a record's Kafka timestamp to its
         score acknowledged), interpolated inside the histogram's buckets as Prometheus's
-        `histogram_quantile` does; NaN before any observation."""
+        `histogram_quantile` does (prometheus_client parses, but has no quantile of a
+        histogram); NaN before any observation."""
         buckets = [
             (float(sample.labels["le"]), sample.value)
             for family in text_string_to_metric_families(self.metrics())
