@@ -210,7 +210,8 @@ class Worker:
             # Faust stops fetching once a stream's queue passes 1/1.25 of this and then
             # sleeps for up to a second (Consumer._wait_next_records); with the default
             # 4,096 a worker near its capacity fell into those sleeps and never caught up
-            # (BENCHMARKS.md, "Continuous intake"). A few seconds of work, a few MB.
+            # (BENCHMARKS.md, "Continuous intake"). 32,768 records are about 8 s of a
+            # worker's backlog rate, and the queue only fills while the worker is behind.
             stream_buffer_maxsize=32_768,
             broker_session_timeout=s.kafka_session_timeout_s,
             broker_heartbeat_interval=min(3.0, s.kafka_session_timeout_s / 3),
