@@ -3,7 +3,8 @@
 --
 -- KEYS[1] samples zset   member <75 bytes of packed values><event_id>, score observed_at (us)
 -- KEYS[2] ids hash       event_id -> observed_at (us), the de-duplication set
--- KEYS[3] meta hash      as_of, accepted, duplicates, dropped
+-- KEYS[3] meta hash      as_of, accepted, duplicates, dropped; `sums` (running window
+--                        aggregates) and `l1`..`l8`, `l10`, `l11` (latest sample per field)
 -- KEYS[4] alert hash     state, outbox (read only here, so the policy sees them in the
 --                        same round trip; written by FeatureStore.save_scores)
 -- KEYS[5] modal hash     notes, imaging: latest score of each other modality (read only
@@ -19,6 +20,15 @@
 -- features are little-endian doubles in features/windows.py FEATURE_NAMES order (NaN for
 -- null) and news2 is
 -- {rr, spo2, spo2_scale, supplemental_o2, sbp, hr, consciousness, temp}; false = null.
+--
+-- The windows are kept incrementally (written by hand: no Redis structure keeps a
+-- windowed mean, spread, slope and extremes): per vital and window the count, sums of
+-- offsets, min and max. A call adds its new samples, subtracts the samples that its
+-- advance of as_of pushes out of each window (read by score range, so each sample is
+-- read about once per window over its life), and rescans a window only when a sample
+-- leaving it held the window's min or max, when its anchor (below) leaves it, or after
+-- as many removals as the window holds samples (which bounds the rounding the running
+-- sums gather).
 
 local samples_key, ids_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
 local ttl_ms = ARGV[1]
@@ -28,7 +38,10 @@ local HOUR = 3600000000
 local DAY = 24 * HOUR
 local WINDOWS = {HOUR, 6 * HOUR, DAY}
 local N_VITALS = 8
-local N_FIELDS = 11
+-- Fields with a latest sample kept: the 8 vitals, supplemental_o2 (10), consciousness
+-- (11). spo2_scale (9) is read from the latest SpO2 sample, which it qualifies.
+local LATEST = {1, 2, 3, 4, 5, 6, 7, 8, 10, 11}
+local NAN = 0 / 0
 
 local function us(x)
   return string.format('%.0f', x)
@@ -40,11 +53,137 @@ end
 -- 2 oxygen), consciousness (NUL = absent), then the event id (features/samples.py).
 local PACKED = 75
 local FORMAT = '<dddddddddBBc1'
+local struct_unpack = struct.unpack
 
-local raw_as_of = redis.call('HGET', meta_key, 'as_of')
-local as_of = raw_as_of and tonumber(raw_as_of) or nil
+-- observed_at and the 11 fields of a member (nil where absent).
+local function decode(member)
+  local t, v1, v2, v3, v4, v5, v6, v7, v8, scale, o2, avpu = struct_unpack(FORMAT, member)
+  local v = {}
+  -- NaN (absent) is the only value not equal to itself
+  if v1 == v1 then v[1] = v1 end
+  if v2 == v2 then v[2] = v2 end
+  if v3 == v3 then v[3] = v3 end
+  if v4 == v4 then v[4] = v4 end
+  if v5 == v5 then v[5] = v5 end
+  if v6 == v6 then v[6] = v6 end
+  if v7 == v7 then v[7] = v7 end
+  if v8 == v8 then v[8] = v8 end
+  if scale > 0 then v[9] = scale end
+  if o2 > 0 then v[10] = o2 - 1 end
+  if avpu ~= '\0' then v[11] = avpu end
+  return t, v
+end
+
+-- The running state is one flat array S, exactly as stored in `sums` (no table per
+-- window and vital: this runs on every call). S[1] version; per window w: S[2w] samples
+-- in the window, S[2w + 1] removals since its last rescan; per window and vital, from
+-- stat(w, v): n, sums of offsets (y, y², x, x², xy) from an anchor sample (value ky at
+-- time kt: the first sample into an empty window, or the newest when it is rescanned; a
+-- window whose anchor leaves it is rescanned, so offsets stay within the window's own
+-- spread and the variance and slope keep their precision), min, max, ky, kt;
+-- then per vital, AT_LATEST + v: samples at the vital's latest observed_at; last, the
+-- `accepted` counter they were written with (code that keeps no sums, layout 2.1, adds
+-- samples without them: a count that moved since means rebuild).
+local SUMS_VERSION = 1
+local STATS_AT = 7
+local AT_LATEST = STATS_AT + 3 * N_VITALS * 10
+local SUMS_SIZE = AT_LATEST + N_VITALS + 1
+local SUMS_FORMAT = '<' .. string.rep('d', SUMS_SIZE)
+local S
+
+local function stat(w, v)
+  return STATS_AT + ((w - 1) * N_VITALS + v - 1) * 10
+end
+
+local function clear_window(w)
+  S[2 * w], S[2 * w + 1] = 0, 0
+  for v = 1, N_VITALS do
+    local b = stat(w, v)
+    for i = b + 1, b + 10 do S[i] = 0 end
+    S[b + 7], S[b + 8] = NAN, NAN
+  end
+end
+
+local function add(b, t, y)
+  local n = S[b + 1]
+  if n == 0 then
+    S[b + 7], S[b + 8], S[b + 9], S[b + 10] = y, y, y, t
+  else
+    if y < S[b + 7] then S[b + 7] = y end
+    if y > S[b + 8] then S[b + 8] = y end
+  end
+  local dx, dy = (t - S[b + 10]) / HOUR, y - S[b + 9]
+  S[b + 1] = n + 1
+  S[b + 2] = S[b + 2] + dy
+  S[b + 3] = S[b + 3] + dy * dy
+  S[b + 4] = S[b + 4] + dx
+  S[b + 5] = S[b + 5] + dx * dx
+  S[b + 6] = S[b + 6] + dx * dy
+end
+
+-- Returns true when the removed value was the window's min or max (now unknown).
+local function remove(b, t, y)
+  local n = S[b + 1] - 1
+  S[b + 1] = n
+  if n == 0 then
+    S[b + 2], S[b + 3], S[b + 4], S[b + 5], S[b + 6], S[b + 7], S[b + 8] = 0, 0, 0, 0, 0, NAN,
+      NAN
+    return false
+  end
+  local dx, dy = (t - S[b + 10]) / HOUR, y - S[b + 9]
+  S[b + 2] = S[b + 2] - dy
+  S[b + 3] = S[b + 3] - dy * dy
+  S[b + 4] = S[b + 4] - dx
+  S[b + 5] = S[b + 5] - dx * dx
+  S[b + 6] = S[b + 6] - dx * dy
+  return y == S[b + 7] or y == S[b + 8]
+end
+
+-- State as of the previous call.
+local meta = redis.call('HMGET', meta_key, 'as_of', 'accepted', 'sums', 'l1', 'l2', 'l3',
+  'l4', 'l5', 'l6', 'l7', 'l8', 'l10', 'l11')
+local as_of = meta[1] and tonumber(meta[1]) or nil
+local old_as_of = as_of
+local old_accepted = tonumber(meta[2] or '0')
+local have_sums = false
+if as_of and meta[3] and #meta[3] == 8 * SUMS_SIZE then
+  S = {struct_unpack(SUMS_FORMAT, meta[3])}
+  S[SUMS_SIZE + 1] = nil -- struct.unpack's next position
+  have_sums = S[1] == SUMS_VERSION and S[SUMS_SIZE] == old_accepted
+end
+-- Latest sample per field: time, event id, member.
+local latest_t, latest_e, latest_m, latest_changed = {}, {}, {}, {}
+if have_sums then
+  for j, f in ipairs(LATEST) do
+    local member = meta[3 + j]
+    if member then
+      latest_t[f] = struct_unpack('<d', member)
+      latest_e[f] = string.sub(member, PACKED + 1)
+      latest_m[f] = member
+    end
+  end
+end
+
+-- The latest sample of each field; ties on observed_at go to the greater event_id.
+local function note_latest(member, t, eid, v)
+  for _, f in ipairs(LATEST) do
+    if v[f] ~= nil then
+      local lt = latest_t[f]
+      if lt == nil or t > lt then
+        latest_t[f], latest_e[f], latest_m[f], latest_changed[f] = t, eid, member, true
+        if f <= N_VITALS then S[AT_LATEST + f] = 1 end
+      elseif t == lt then
+        if f <= N_VITALS then S[AT_LATEST + f] = S[AT_LATEST + f] + 1 end
+        if eid > latest_e[f] then
+          latest_e[f], latest_m[f], latest_changed[f] = eid, member, true
+        end
+      end
+    end
+  end
+end
+
 local accepted, duplicates, dropped = 0, 0, 0
-
+local new = {}
 for i = 0, n_events - 1 do
   local eid = ARGV[4 + 3 * i]
   local ts_raw = ARGV[5 + 3 * i]
@@ -54,9 +193,11 @@ for i = 0, n_events - 1 do
   elseif as_of and ts <= as_of - DAY then
     dropped = dropped + 1
   else
+    local member = ARGV[6 + 3 * i] .. eid
     redis.call('HSET', ids_key, eid, ts_raw)
-    redis.call('ZADD', samples_key, ts_raw, ARGV[6 + 3 * i] .. eid)
+    redis.call('ZADD', samples_key, ts_raw, member)
     accepted = accepted + 1
+    new[accepted] = member
     if not as_of or ts > as_of then
       as_of = ts
     end
@@ -68,15 +209,129 @@ if not as_of then
 end
 
 local cutoff = us(as_of - DAY)
-local expired = redis.call('ZRANGEBYSCORE', samples_key, '-inf', cutoff)
-if #expired > 0 then
-  for _, member in ipairs(expired) do
-    redis.call('HDEL', ids_key, string.sub(member, PACKED + 1))
+
+-- Each sample's vitals into (sign > 0) or out of window w; out returns whether the
+-- window's min or max left with it.
+local function move(w, member, sign)
+  local t, v1, v2, v3, v4, v5, v6, v7, v8 = struct_unpack(FORMAT, member)
+  local vals = {v1, v2, v3, v4, v5, v6, v7, v8}
+  local extreme = false
+  for f = 1, N_VITALS do
+    local y = vals[f]
+    -- NaN (absent) is the only value not equal to itself
+    if y == y then
+      if sign > 0 then
+        add(stat(w, f), t, y)
+      elseif remove(stat(w, f), t, y) then
+        extreme = true
+      end
+    end
   end
-  redis.call('ZREMRANGEBYSCORE', samples_key, '-inf', cutoff)
+  S[2 * w] = S[2 * w] + sign
+  return t, extreme
 end
 
-redis.call('HSET', meta_key, 'as_of', us(as_of))
+local rescan = {}
+if have_sums then
+  -- Add the new samples to the windows as they were (edges at the old as_of), then
+  -- remove whatever the advance of as_of pushed out, new samples included.
+  for k = 1, accepted do
+    local member = new[k]
+    local t, v = decode(member)
+    note_latest(member, t, string.sub(member, PACKED + 1), v)
+    for w = 1, 3 do
+      if t > old_as_of - WINDOWS[w] then move(w, member, 1) end
+    end
+  end
+  if as_of > old_as_of then
+    for w = 1, 3 do
+      -- samples at or before the new edge that were after the old one
+      local gone = redis.call('ZRANGEBYSCORE', samples_key, '(' .. us(old_as_of - WINDOWS[w]),
+        us(as_of - WINDOWS[w]))
+      for _, member in ipairs(gone) do
+        local _, extreme = move(w, member, -1)
+        if extreme then rescan[w] = true end
+        if w == 3 then
+          redis.call('HDEL', ids_key, string.sub(member, PACKED + 1))
+        end
+      end
+      S[2 * w + 1] = S[2 * w + 1] + #gone
+      if S[2 * w + 1] > S[2 * w] + 32 then rescan[w] = true end
+      for f = 1, N_VITALS do
+        local b = stat(w, f)
+        -- an anchor outside the window would let offsets outgrow the window's spread
+        if S[b + 1] > 0 and S[b + 10] <= as_of - WINDOWS[w] then rescan[w] = true end
+      end
+    end
+    redis.call('ZREMRANGEBYSCORE', samples_key, '-inf', cutoff)
+  end
+else
+  -- A new patient, or state written before the running sums (KEYS.md 2.1): build them
+  -- from the samples kept.
+  local expired = redis.call('ZRANGEBYSCORE', samples_key, '-inf', cutoff)
+  if #expired > 0 then
+    for _, member in ipairs(expired) do
+      redis.call('HDEL', ids_key, string.sub(member, PACKED + 1))
+    end
+    redis.call('ZREMRANGEBYSCORE', samples_key, '-inf', cutoff)
+  end
+  S = {SUMS_VERSION}
+  for i = 2, SUMS_SIZE do S[i] = 0 end
+  rescan = {true, true, true}
+  for _, f in ipairs(LATEST) do
+    latest_changed[f] = true -- a field with no sample kept loses any stale entry
+  end
+end
+
+-- A field whose latest sample left the day has no sample left at all.
+for _, f in ipairs(LATEST) do
+  if latest_t[f] and latest_t[f] <= as_of - DAY then
+    latest_t[f], latest_e[f], latest_m[f], latest_changed[f] = nil, nil, nil, true
+    if f <= N_VITALS then S[AT_LATEST + f] = 0 end
+  end
+end
+
+-- Rescan: one pass over the widest window that needs it refills every window that needs
+-- it (windows are suffixes of the time line ending at as_of).
+local widest = (rescan[3] and 3) or (rescan[2] and 2) or (rescan[1] and 1) or nil
+if widest then
+  for w = 1, widest do
+    if rescan[w] then clear_window(w) end
+  end
+  -- newest first, so that each window is anchored at its newest sample, which stays in
+  -- it longest
+  local rows = redis.call('ZREVRANGEBYSCORE', samples_key, '+inf',
+    '(' .. us(as_of - WINDOWS[widest]))
+  for _, member in ipairs(rows) do
+    local t = struct_unpack('<d', member)
+    if not have_sums then
+      local _, v = decode(member)
+      note_latest(member, t, string.sub(member, PACKED + 1), v)
+    end
+    for w = 1, widest do
+      if rescan[w] and t > as_of - WINDOWS[w] then move(w, member, 1) end
+    end
+  end
+end
+
+-- Write the state back.
+S[SUMS_SIZE] = old_accepted + accepted
+local fields = {'as_of', us(as_of), 'sums', struct.pack(SUMS_FORMAT, unpack(S))}
+local cleared = {}
+for _, f in ipairs(LATEST) do
+  if latest_changed[f] then
+    if latest_m[f] then
+      fields[#fields + 1] = 'l' .. f
+      fields[#fields + 1] = latest_m[f]
+    else
+      cleared[#cleared + 1] = 'l' .. f
+    end
+  end
+end
+redis.call('HSET', meta_key, unpack(fields))
+if #cleared > 0 then
+  redis.call('HDEL', meta_key, unpack(cleared))
+end
 redis.call('HINCRBY', meta_key, 'accepted', accepted)
 redis.call('HINCRBY', meta_key, 'duplicates', duplicates)
 redis.call('HINCRBY', meta_key, 'dropped', dropped)
@@ -84,149 +339,79 @@ for i = 1, 3 do
   redis.call('PEXPIRE', KEYS[i], ttl_ms)
 end
 
--- Load the window, newest first: every window is a suffix of the time line ending at
--- as_of, so one backwards pass per vital fills all three windows.
-local rows = redis.call('ZREVRANGEBYSCORE', samples_key, '+inf', '(' .. cutoff)
-local times, eids, cols = {}, {}, {}
-for f = 1, N_FIELDS do
-  cols[f] = {}
-end
-local count = 0
--- Unpacked into locals, not a table per sample: this loop runs for every sample of the
--- day on every call.
-local c1, c2, c3, c4, c5, c6, c7, c8 = cols[1], cols[2], cols[3], cols[4], cols[5], cols[6],
-  cols[7], cols[8]
-local c9, c10, c11 = cols[9], cols[10], cols[11]
-local decode = struct.unpack
-for k = 1, #rows do
-  count = count + 1
-  local member = rows[k]
-  eids[count] = string.sub(member, PACKED + 1)
-  local t, v1, v2, v3, v4, v5, v6, v7, v8, scale, o2, avpu = decode(FORMAT, member)
-  times[count] = t
-  -- NaN (absent) is the only value not equal to itself
-  if v1 == v1 then c1[count] = v1 end
-  if v2 == v2 then c2[count] = v2 end
-  if v3 == v3 then c3[count] = v3 end
-  if v4 == v4 then c4[count] = v4 end
-  if v5 == v5 then c5[count] = v5 end
-  if v6 == v6 then c6[count] = v6 end
-  if v7 == v7 then c7[count] = v7 end
-  if v8 == v8 then c8[count] = v8 end
-  if scale > 0 then c9[count] = scale end
-  if o2 > 0 then c10[count] = o2 - 1 end
-  if avpu ~= '\0' then c11[count] = avpu end
-end
-
-local function num(x)
-  return string.format('%.17g', x)
+-- The latest value of each field (decoded once per distinct sample).
+local latest_v = {}
+local decoded = {}
+for _, f in ipairs(LATEST) do
+  local member = latest_m[f]
+  if member then
+    if decoded[member] == nil then
+      local _, v = decode(member)
+      decoded[member] = v
+    end
+    latest_v[f] = decoded[member][f]
+  end
 end
 
 -- Features go back as one string of little-endian doubles (NaN = null), which the client
 -- reads with one numpy call instead of parsing 168 decimal strings per patient.
-local NAN = 0 / 0
 local features = {}
 local out = 0
 local function push(value)
   out = out + 1
   features[out] = value
 end
-
--- Sums are taken of offsets from the vital's newest sample (value ky at time kt), which
--- lies in every non-empty window: offsets stay within each window's own spread, so the
--- one-pass variance and slope keep full precision (no large-mean cancellation).
 for v = 1, N_VITALS do
-  local col = cols[v]
-  local n, sy, syy, sx, sxx, sxy = 0, 0, 0, 0, 0, 0
-  local lo, hi, last, last_t, last_e, t_lo, ky, kt
-  local w = 1
-  local function snapshot()
+  for w = 1, 3 do
+    local b = stat(w, v)
+    local n, sy, syy, sx, sxx, sxy, lo, hi, ky = unpack(S, b + 1, b + 9)
     if n == 0 then
       push(NAN); push(NAN); push(NAN); push(NAN); push(NAN); push(0); push(NAN)
-      return
-    end
-    local my = sy / n
-    local var = syy / n - my * my
-    if var < 0 then var = 0 end
-    push(last)
-    push(ky + my)
-    push(lo)
-    push(hi)
-    push(math.sqrt(var))
-    push(n)
-    if n < 2 or t_lo == kt then
-      push(NAN)
     else
-      push((sxy - sx * sy / n) / (sxx - sx * sx / n))
-    end
-  end
-  local edge = as_of - WINDOWS[1] -- a sample at or before it is outside window w
-  for k = 1, count do
-    local t = times[k]
-    while t <= edge do
-      snapshot()
-      w = w + 1
-      edge = w <= 3 and as_of - WINDOWS[w] or -math.huge
-    end
-    local y = col[k]
-    if y ~= nil then
-      if ky == nil then
-        ky, kt = y, t
-        last, last_t, last_e = y, t, eids[k]
-      elseif t == last_t and eids[k] > last_e then
-        last, last_e = y, eids[k]
+      push(latest_v[v])
+      if lo == hi then
+        -- every sample the same value: exact, whatever rounding the sums carry
+        push(lo); push(lo); push(hi); push(0)
+      else
+        local my = sy / n
+        local var = syy / n - my * my
+        if var < 0 then var = 0 end
+        push(ky + my); push(lo); push(hi); push(math.sqrt(var))
       end
-      local dx, dy = (t - kt) / HOUR, y - ky
-      n = n + 1
-      sy = sy + dy
-      syy = syy + dy * dy
-      sx = sx + dx
-      sxx = sxx + dx * dx
-      sxy = sxy + dx * dy
-      if lo == nil or y < lo then lo = y end
-      if hi == nil or y > hi then hi = y end
-      t_lo = t
+      push(n)
+      if n < 2 or n == S[AT_LATEST + v] then
+        -- fewer than 2 samples, or all at one time (the latest)
+        push(NAN)
+      elseif lo == hi then
+        push(0)
+      else
+        push((sxy - sx * sy / n) / (sxx - sx * sx / n))
+      end
     end
-  end
-  while w <= 3 do
-    snapshot()
-    w = w + 1
   end
 end
 
--- NEWS2 takes each parameter's latest value observed at most `lookback` before as_of
--- (ties on observed_at go to the greater event_id, as for `last`).
+-- NEWS2 takes each parameter's latest value observed at most `lookback` before as_of.
 local since = as_of - lookback
-local function latest_row(f)
-  local best = nil
-  local col = cols[f]
-  for k = 1, count do
-    local t = times[k]
-    if t < since or (best ~= nil and t < times[best]) then
-      break
-    end
-    if col[k] ~= nil and (best == nil or eids[k] > eids[best]) then
-      best = k
-    end
-  end
-  return best
+local function recent(f)
+  return latest_t[f] ~= nil and latest_t[f] >= since
 end
-local function news_value(f, as_text)
-  local k = latest_row(f)
-  if k == nil then
-    return false
-  end
-  return as_text and cols[f][k] or num(cols[f][k])
+local function news_value(f)
+  return recent(f) and string.format('%.17g', latest_v[f]) or false
 end
-local spo2_row = latest_row(3)
+local spo2_scale = false
+if recent(3) then
+  local scale = decoded[latest_m[3]][9]
+  spo2_scale = scale and string.format('%.17g', scale) or false
+end
 local news = {
   news_value(2),
   news_value(3),
-  spo2_row and cols[9][spo2_row] and num(cols[9][spo2_row]) or false,
+  spo2_scale,
   news_value(10),
   news_value(5),
   news_value(1),
-  news_value(11, true),
+  recent(11) and latest_v[11] or false,
   news_value(4),
 }
 
@@ -235,4 +420,4 @@ local modal = redis.call('HMGET', KEYS[5], 'notes', 'imaging')
 
 local packed = struct.pack('<' .. string.rep('d', out), unpack(features))
 
-return {{us(as_of), accepted, duplicates, dropped, count}, packed, news, alert, modal}
+return {{us(as_of), accepted, duplicates, dropped, S[6]}, packed, news, alert, modal}

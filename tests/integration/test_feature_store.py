@@ -2,7 +2,9 @@
 
 Property test (hypothesis): random event logs, shuffled, with redeliveries, applied in
 random batch sizes to a real redis-server, give the features of
-`features.reference.compute` within 1e-6 relative error.
+`features.reference.compute` within 1e-6 relative error. The script keeps its windows
+incrementally (running sums, extremes rescanned when they leave), so longer logs and days
+of monitoring check that state too, and state written before it is rebuilt.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from features import reference
 from features.news2 import news2
 from features.samples import VitalsSample
 from features.store import FeatureStore, PatientFeatures, ScoreUpdate
-from features.windows import FEATURE_NAMES
+from features.windows import FEATURE_NAMES, RETENTION_US
 from streams.events import VitalsObservation
 from tests.strategies import observation_fields
 
@@ -46,6 +48,8 @@ def assert_matches_reference(pf: PatientFeatures, log: list[VitalsSample]) -> No
     }
     assert not wrong, wrong
     assert pf.news2_inputs == news2_inputs
+    kept = [e for e in reference.dedupe(log) if e.observed_us > as_of - RETENTION_US]
+    assert pf.samples == len(kept)
 
 
 def apply(redis_url: str, batches: list[list[VitalsSample]], patient: str) -> PatientFeatures:
@@ -65,8 +69,8 @@ def apply(redis_url: str, batches: list[list[VitalsSample]], patient: str) -> Pa
 
 
 @st.composite
-def event_logs(draw: st.DrawFn) -> list[VitalsSample]:
-    n = draw(st.integers(min_value=1, max_value=60))
+def event_logs(draw: st.DrawFn, max_events: int = 60) -> list[VitalsSample]:
+    n = draw(st.integers(min_value=1, max_value=max_events))
     span_min = draw(st.sampled_from([30, 300, 1500, 3000]))  # some logs exceed 24 h
     log = []
     for i in range(n):
@@ -81,20 +85,152 @@ def event_logs(draw: st.DrawFn) -> list[VitalsSample]:
     return log
 
 
-@pytest.mark.services
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(log=event_logs(), seed=st.integers(0, 2**32 - 1))
-def test_redis_features_equal_reference_for_any_order(services, log, seed) -> None:
+def _shuffled_batches(log: list[VitalsSample], seed: int, max_size: int) -> list:
     rng = random.Random(seed)
     deliveries = log + [rng.choice(log) for _ in range(rng.randint(0, len(log)))]
     rng.shuffle(deliveries)
     batches, i = [], 0
     while i < len(deliveries):
-        size = rng.randint(1, 15)
+        size = rng.randint(1, max_size)
         batches.append(deliveries[i : i + size])
         i += size
-    pf = apply(services.redis_url, batches, "p")
+    return batches
+
+
+@pytest.mark.services
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(log=event_logs(), seed=st.integers(0, 2**32 - 1))
+def test_redis_features_equal_reference_for_any_order(services, log, seed) -> None:
+    pf = apply(services.redis_url, _shuffled_batches(log, seed, 15), "p")
     assert_matches_reference(pf, log)
+
+
+@pytest.mark.services
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(log=event_logs(max_events=400), seed=st.integers(0, 2**32 - 1))
+def test_long_logs_in_small_batches_equal_reference(services, log, seed) -> None:
+    """Many calls per log: samples leave the windows call by call, extremes with them."""
+    pf = apply(services.redis_url, _shuffled_batches(log, seed, 3), "p")
+    assert_matches_reference(pf, log)
+
+
+def _monitored_days(days: int, seed: int) -> list[VitalsSample]:
+    """A monitor once a minute (trending, so a window's oldest sample is often its min or
+    max; some readings missing) and a manual set every 4 h, over `days`."""
+    rng = random.Random(seed)
+    log = []
+    for minute in range(days * 24 * 60):
+        drift = minute / 60  # one unit an hour: the oldest sample is often an extreme
+        monitor = {
+            "heart_rate": 70 + drift / 2 + 8 * math.sin(minute / 97) + rng.gauss(0, 2),
+            "spo2": min(100.0, 97 - drift / 30 + rng.gauss(0, 1)),
+            "systolic_bp": 130 - drift / 3 + rng.gauss(0, 4),
+            "diastolic_bp": 80 + rng.gauss(0, 3),
+        }
+        fields = {k: v for k, v in monitor.items() if rng.random() > 0.05}
+        if minute % 240 == 0:
+            fields |= {
+                "temperature": 37 + drift / 50,
+                "respiratory_rate": 16.0 + minute % 7,
+                "consciousness": "A",
+                "supplemental_o2": minute % 480 == 0,
+            }
+        if fields:
+            log.append(_sample(f"m{minute:05d}", minute, **fields))
+    return log
+
+
+@pytest.mark.services
+def test_days_of_monitoring_stay_equal_to_reference_every_hour(services) -> None:
+    """Three days of 1/min monitoring, a few events per call as they arrive, some late by
+    up to 90 minutes and some redelivered: the running windows equal the reference after
+    every hour, across the rescans their extremes and their rounding budget trigger."""
+    log = _monitored_days(3, seed=11)
+    rng = random.Random(12)
+    arrivals = sorted(
+        (s.observed_us + (rng.randint(1, 90) * 60_000_000 if rng.random() < 0.05 else 0), i)
+        for i, s in enumerate(log)
+    )
+    order = [log[i] for _, i in arrivals]
+    order += [rng.choice(order) for _ in range(len(order) // 50)]
+    order = order[: len(log)] + sorted(order[len(log) :], key=lambda s: rng.random())
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(services.redis_url)
+        try:
+            store = FeatureStore(client, f"vigil:days-{uuid.uuid4().hex[:6]}:")
+            delivered, i = [], 0
+            while i < len(order):
+                batch = order[i : i + rng.randint(1, 4)]
+                i += len(batch)
+                delivered += batch
+                pf = (await store.apply_vitals({"p": batch}))["p"]
+                if len(delivered) // 60 != (len(delivered) - len(batch)) // 60:
+                    assert_matches_reference(pf, delivered)
+            assert_matches_reference(pf, delivered)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+@pytest.mark.services
+def test_a_late_event_exactly_on_a_window_edge_is_outside_that_window(services) -> None:
+    """Window w holds `as_of - w < observed_at`: a late event at exactly `as_of - 1h` or
+    `as_of - 6h` counts only in the wider windows, now and after as_of moves on."""
+    hr = [_sample(f"e{m}", m, heart_rate=60.0 + m % 5) for m in range(0, 7 * 60 + 1, 10)]
+    edges = [_sample("at-1h", 6 * 60, heart_rate=150.0), _sample("at-6h", 60, heart_rate=20.0)]
+    later = [_sample("next", 7 * 60 + 5, heart_rate=61.0)]
+    pf = apply(services.redis_url, [hr, edges[:1], edges[1:]], "p")
+    assert pf.features["hr_max_1h"] < 150.0 and pf.features["hr_max_6h"] == 150.0
+    assert pf.features["hr_min_6h"] > 20.0 and pf.features["hr_min_24h"] == 20.0
+    assert_matches_reference(pf, hr + edges)
+    pf = apply(services.redis_url, [hr, edges, later], "p")
+    assert_matches_reference(pf, hr + edges + later)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("stale", ["missing", "other version", "samples added by 2.1"])
+def test_state_written_before_the_running_sums_is_rebuilt(services, stale) -> None:
+    """Layout 2.1 kept no sums; a patient's next call builds them from its samples (and
+    drops latest-sample entries that no longer hold), so upgrading needs no step, nor
+    does going back to 2.1 for a while and forward again."""
+    log = _monitored_days(2, seed=5)
+    first, rest = log[: len(log) // 2], log[len(log) // 2 :]
+
+    async def run() -> tuple[PatientFeatures, PatientFeatures]:
+        client = aioredis.Redis.from_url(services.redis_url)
+        try:
+            store = FeatureStore(client, f"vigil:up-{uuid.uuid4().hex[:6]}:")
+            for k in range(0, len(first), 30):
+                await store.apply_vitals({"p": first[k : k + 30]})
+            meta = store.keys("p").meta
+            if stale == "missing":
+                await client.hdel(meta, "sums", *(f"l{f}" for f in range(1, 12)))
+            elif stale == "samples added by 2.1":  # as 2.1's script adds a sample
+                late = first[-1]
+                minutes = (late.observed_us - first[0].observed_us) / 60e6 - 90
+                first.append(_sample("by-2.1", minutes, heart_rate=222.0))
+                added = first[-1]
+                await client.zadd(
+                    store.keys("p").samples, {added.packed() + b"by-2.1": added.observed_us}
+                )
+                await client.hset(store.keys("p").ids, "by-2.1", added.observed_us)
+                await client.hincrby(meta, "accepted", 1)
+            else:
+                sums = await client.hget(meta, "sums")
+                await client.hset(meta, "sums", np.float64(-1).tobytes() + sums[8:])
+                await client.hset(meta, "l4", await client.hget(meta, "l1"))
+            read = (await store.read_features(["p"]))["p"]
+            for k in range(0, len(rest), 30):
+                after = (await store.apply_vitals({"p": rest[k : k + 30]}))["p"]
+            return read, after
+        finally:
+            await client.aclose()
+
+    read, after = asyncio.run(run())
+    assert_matches_reference(read, first)
+    assert_matches_reference(after, log)
 
 
 def _sample(eid: str, minutes: float, **fields: object) -> VitalsSample:
