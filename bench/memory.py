@@ -10,7 +10,8 @@ with `FeatureStore.save_scores`. `INFO memory` is read before and after each par
 
 On the way, ten minutes after the first hour and ten minutes after the full day are
 applied one event per patient per call, as live traffic arrives, and timed: the cost of
-the Lua script against the length of the window it rescans.
+the Lua script against the length of the window (which it rescanned on every call until
+Redis layout 2.2, and now only when an extreme or its anchor leaves a window).
 """
 
 from __future__ import annotations

@@ -2,11 +2,13 @@
 
 The full run replays the whole day; `--quick` replays smaller wards and scales the time
 linearly by bed-hours to the target. That scaling is optimistic both ways the ward can
-shrink, because the Lua script rescans a patient's whole 24 h window on every call:
+shrink:
 - fewer beds over 24 h keep the window as long as the real one, but each fetched batch
-  then holds more events per patient, so there are fewer calls (and rescans) per event;
+  then holds more events per patient, so there are fewer Lua calls and scores per event;
 - 1,000 beds over fewer hours keep the batches' mix of patients, but every window is
-  shorter than a day's, so each rescan is cheaper.
+  shorter than a day's. Since Redis layout 2.2 (running window sums) that matters much
+  less than when the Lua script rescanned the whole window on every call: it now rescans
+  a window only when an extreme or its anchor leaves it.
 """
 
 from __future__ import annotations
