@@ -25,10 +25,10 @@
 -- windowed mean, spread, slope and extremes): per vital and window the count, sums of
 -- offsets, min and max. A call adds its new samples, subtracts the samples that its
 -- advance of as_of pushes out of each window (read by score range, so each sample is
--- read about once per window over its life), and rescans a window only when a sample
--- leaving it held the window's min or max, when its anchor (below) leaves it, or after
--- as many removals as the window holds samples (which bounds the rounding the running
--- sums gather).
+-- read about once per window over its life). A window is rescanned when its anchor
+-- (below) leaves it, or after as many removals as it holds samples (which bounds the
+-- rounding the running sums gather); when a sample leaving it held a vital's min or max,
+-- only that vital's extremes are read back.
 
 local samples_key, ids_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
 local ttl_ms = ARGV[1]
@@ -210,12 +210,13 @@ end
 
 local cutoff = us(as_of - DAY)
 
--- Each sample's vitals into (sign > 0) or out of window w; out returns whether the
--- window's min or max left with it.
+-- lost[w][f]: the min or max of vital f left window w with a removed sample.
+local lost = {{}, {}, {}}
+
+-- Each sample's vitals into (sign > 0) or out of window w.
 local function move(w, member, sign)
   local t, v1, v2, v3, v4, v5, v6, v7, v8 = struct_unpack(FORMAT, member)
   local vals = {v1, v2, v3, v4, v5, v6, v7, v8}
-  local extreme = false
   for f = 1, N_VITALS do
     local y = vals[f]
     -- NaN (absent) is the only value not equal to itself
@@ -223,12 +224,11 @@ local function move(w, member, sign)
       if sign > 0 then
         add(stat(w, f), t, y)
       elseif remove(stat(w, f), t, y) then
-        extreme = true
+        lost[w][f] = true
       end
     end
   end
   S[2 * w] = S[2 * w] + sign
-  return t, extreme
 end
 
 local rescan = {}
@@ -249,8 +249,7 @@ if have_sums then
       local gone = redis.call('ZRANGEBYSCORE', samples_key, '(' .. us(old_as_of - WINDOWS[w]),
         us(as_of - WINDOWS[w]))
       for _, member in ipairs(gone) do
-        local _, extreme = move(w, member, -1)
-        if extreme then rescan[w] = true end
+        move(w, member, -1)
         if w == 3 then
           redis.call('HDEL', ids_key, string.sub(member, PACKED + 1))
         end
@@ -310,6 +309,28 @@ if widest then
     end
     for w = 1, widest do
       if rescan[w] and t > as_of - WINDOWS[w] then move(w, member, 1) end
+    end
+  end
+end
+
+-- An extreme that left a window not rescanned: the min and max of that vital alone,
+-- reading its one double from each sample of the window.
+for w = 1, 3 do
+  if not rescan[w] and next(lost[w]) then
+    local rows = redis.call('ZRANGEBYSCORE', samples_key, '(' .. us(as_of - WINDOWS[w]), '+inf')
+    for f in pairs(lost[w]) do
+      local b = stat(w, f)
+      if S[b + 1] > 0 then
+        local lo, hi, at = math.huge, -math.huge, 1 + 8 * f
+        for k = 1, #rows do
+          local y = struct_unpack('<d', rows[k], at)
+          if y == y then
+            if y < lo then lo = y end
+            if y > hi then hi = y end
+          end
+        end
+        S[b + 7], S[b + 8] = lo, hi
+      end
     end
   end
 end
