@@ -174,8 +174,10 @@ def _driver(feature: str, value: object) -> str:
 
 
 def reason(risk: RiskScore) -> str:
-    """The score and the three contributors that raise it most."""
-    drivers = [_driver(c.feature, c.value) for c in risk.contributors if c.contribution > 0][:3]
+    """The score and the three contributors that raise it most, each said once: NEWS2's
+    heart rate and the model's latest heart rate read the same to a nurse."""
+    worded = (_driver(c.feature, c.value) for c in risk.contributors if c.contribution > 0)
+    drivers = list(dict.fromkeys(worded))[:3]
     head = f"NEWS2 {risk.news2.total} ({risk.news2.band}), risk {risk.scores.fused or 0:.2f}"
     return f"{head}: {', '.join(drivers)}." if drivers else f"{head}."
 

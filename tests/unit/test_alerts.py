@@ -224,6 +224,20 @@ def test_reason_words_any_contributor_even_an_unmeasured_one(contributors) -> No
     assert text.startswith("NEWS2 0 (low), risk 0.70") and text.endswith(".")
 
 
+def test_reason_says_each_driver_once_and_fills_up_to_three() -> None:
+    score = risk(0.7, 0)
+    score.contributors = [
+        Contributor(feature="news2_heart_rate", value=135.0, contribution=0.9),
+        Contributor(feature="hr_last_1h", value=135.0, contribution=0.5),
+        Contributor(feature="news2_total", value=5.0, contribution=0.4),
+        Contributor(feature="hr_last_6h", value=135.0, contribution=0.3),
+        Contributor(feature="rr_slope_6h", value=1.8, contribution=0.2),
+    ]
+    assert reason(score).endswith(
+        ": heart rate 135/min, NEWS2 total 5, respiratory rate trend over 6h +1.8/min per hour."
+    )
+
+
 def test_reason_says_an_unmeasured_vital_was_not_recorded() -> None:
     score = risk(0.7, 0)
     score.contributors = [
