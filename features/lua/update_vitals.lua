@@ -335,27 +335,34 @@ for w = 1, 3 do
   end
 end
 
--- Write the state back.
-S[SUMS_SIZE] = old_accepted + accepted
-local fields = {'as_of', us(as_of), 'sums', struct.pack(SUMS_FORMAT, unpack(S))}
-local cleared = {}
-for _, f in ipairs(LATEST) do
-  if latest_changed[f] then
-    if latest_m[f] then
-      fields[#fields + 1] = 'l' .. f
-      fields[#fields + 1] = latest_m[f]
-    else
-      cleared[#cleared + 1] = 'l' .. f
+-- Write the state back; a call that accepted nothing into state that was current (a read,
+-- or only redeliveries) changed none of it.
+if accepted > 0 or not have_sums then
+  S[SUMS_SIZE] = old_accepted + accepted
+  local fields = {'as_of', us(as_of), 'sums', struct.pack(SUMS_FORMAT, unpack(S))}
+  local cleared = {}
+  for _, f in ipairs(LATEST) do
+    if latest_changed[f] then
+      if latest_m[f] then
+        fields[#fields + 1] = 'l' .. f
+        fields[#fields + 1] = latest_m[f]
+      else
+        cleared[#cleared + 1] = 'l' .. f
+      end
     end
   end
+  redis.call('HSET', meta_key, unpack(fields))
+  if #cleared > 0 then
+    redis.call('HDEL', meta_key, unpack(cleared))
+  end
+  redis.call('HINCRBY', meta_key, 'accepted', accepted)
 end
-redis.call('HSET', meta_key, unpack(fields))
-if #cleared > 0 then
-  redis.call('HDEL', meta_key, unpack(cleared))
+if duplicates > 0 then
+  redis.call('HINCRBY', meta_key, 'duplicates', duplicates)
 end
-redis.call('HINCRBY', meta_key, 'accepted', accepted)
-redis.call('HINCRBY', meta_key, 'duplicates', duplicates)
-redis.call('HINCRBY', meta_key, 'dropped', dropped)
+if dropped > 0 then
+  redis.call('HINCRBY', meta_key, 'dropped', dropped)
+end
 for i = 1, 3 do
   redis.call('PEXPIRE', KEYS[i], ttl_ms)
 end

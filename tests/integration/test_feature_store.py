@@ -252,6 +252,31 @@ def test_redelivered_batch_changes_nothing(services) -> None:
 
 
 @pytest.mark.services
+def test_a_read_or_a_redelivery_leaves_the_stored_state_as_it_was(services) -> None:
+    """Nothing accepted, nothing written: only the duplicates counter moves."""
+    log = [_sample(f"e{i}", i * 7, heart_rate=60.0 + i, systolic_bp=120.0 - i) for i in range(40)]
+
+    async def run() -> tuple[dict, dict, dict, PatientFeatures]:
+        client = aioredis.Redis.from_url(services.redis_url)
+        try:
+            store = FeatureStore(client, f"vigil:same-{uuid.uuid4().hex[:6]}:")
+            await store.apply_vitals({"p": log})
+            meta = store.keys("p").meta
+            before = await client.hgetall(meta)
+            read = (await store.read_features(["p"]))["p"]
+            after_read = await client.hgetall(meta)
+            await store.apply_vitals({"p": log[:5]})
+            return before, after_read, await client.hgetall(meta), read
+        finally:
+            await client.aclose()
+
+    before, after_read, after_redelivery, read = asyncio.run(run())
+    assert after_read == before
+    assert after_redelivery == {**before, b"duplicates": b"5"}
+    assert_matches_reference(read, log)
+
+
+@pytest.mark.services
 def test_events_older_than_24h_are_dropped_and_change_nothing(services) -> None:
     recent = [_sample("new", 30 * 60, heart_rate=90.0)]
     stale = [_sample("old", 0, heart_rate=200.0)]
