@@ -9,7 +9,7 @@ not yet scored is covered by that score too, so its latency runs to that score.
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from aiokafka import AIOKafkaConsumer
 
-from bench.feed import Record
+from bench.feed import Record, paced_send
 from bench.services import Services
 from bench.workers import running
 from streams import topics
+from streams.settings import Settings
 
 LOG_APPEND_TIME = 1
 """A record's `timestamp_type` when the broker stamped it on append."""
@@ -40,33 +41,27 @@ class ScoreTracker:
     """(send time s, latency ms) of every scored event."""
     scores: int = 0
     model_versions: dict[str, str] = field(default_factory=dict)
-    failure: BaseException | None = None
-    """What stopped the score follower, raised again by the measurement."""
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def sent(self, record: Record, at_s: float) -> None:
-        with self.lock:
-            self.pending.setdefault(record.patient_id, deque()).append((record.event_id, at_s))
-            self.pending_ids.add(record.event_id)
+    def sent(self, record: Record) -> None:
+        self.pending.setdefault(record.patient_id, deque()).append((record.event_id, time.time()))
+        self.pending_ids.add(record.event_id)
 
     def scored(self, score: dict, appeared_ms: int) -> None:
         trigger = score["trigger"]["event_id"]
-        with self.lock:
-            self.scores += 1
-            self.model_versions = score["model_versions"]
-            if trigger not in self.pending_ids:
-                return  # a re-published score (redelivered batch): nothing new covered
-            queue = self.pending[score["patient_id"]]
-            while queue:
-                event_id, at_s = queue.popleft()
-                self.pending_ids.discard(event_id)
-                self.latencies.append((at_s, appeared_ms - at_s * 1000))
-                if event_id == trigger:
-                    break
+        self.scores += 1
+        self.model_versions = score["model_versions"]
+        if trigger not in self.pending_ids:
+            return  # a re-published score (redelivered batch): nothing new covered
+        queue = self.pending[score["patient_id"]]
+        while queue:
+            event_id, at_s = queue.popleft()
+            self.pending_ids.discard(event_id)
+            self.latencies.append((at_s, appeared_ms - at_s * 1000))
+            if event_id == trigger:
+                break
 
     def unscored(self) -> int:
-        with self.lock:
-            return len(self.pending_ids)
+        return len(self.pending_ids)
 
 
 @dataclass(frozen=True)
@@ -95,41 +90,44 @@ class LatencyLevel:
     batches: dict[str, float]
 
 
-def _follow_scores(
-    bootstrap: str, topic: str, tracker: ScoreTracker, stop: threading.Event
-) -> None:
-    consumer = KafkaConsumer(
+async def _follow_scores(bootstrap: str, topic: str, tracker: ScoreTracker) -> None:
+    consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
+    await consumer.start()
     try:
-        while not stop.is_set():
-            for records in consumer.poll(timeout_ms=100).values():
+        while True:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
                 for r in records:
                     if r.timestamp_type != LOG_APPEND_TIME:
                         raise RuntimeError(f"{topic} does not carry broker timestamps")
                     tracker.scored(orjson.loads(r.value), r.timestamp)
-    except BaseException as exc:
-        tracker.failure = exc
     finally:
-        consumer.close()
+        await consumer.stop()
 
 
-def _paced_send(
-    bootstrap: str, topic: str, records: list[Record], rate: float, tracker: ScoreTracker
-) -> None:
-    """Each record at its slot (i / rate after the start), its send time recorded first."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+async def _send_and_follow(
+    bootstrap: str, settings: Settings, records: list[Record], rate: float, tracker: ScoreTracker
+) -> float:
+    """Seconds the paced send took; returns once every sent event is scored, or
+    `SETTLE_S` after the last send. The score follower shares this process's one thread
+    with the sender, so the load generator takes as little of the machine as it can."""
+    follower = asyncio.create_task(
+        _follow_scores(bootstrap, settings.topic(topics.SCORES), tracker)
+    )
     try:
         started = time.monotonic()
-        for i, r in enumerate(records):
-            ahead = started + i / rate - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)
-            tracker.sent(r, time.time())
-            producer.send(topic, key=r.key, value=r.value)
-        producer.flush()
+        await paced_send(bootstrap, settings.topic(topics.VITALS), records, rate, tracker.sent)
+        seconds = time.monotonic() - started
+        deadline = time.monotonic() + SETTLE_S
+        while tracker.unscored() and not follower.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        if follower.done():
+            raise RuntimeError("the score follower stopped") from follower.exception()
+        return seconds
     finally:
-        producer.close()
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
 
 
 def measure(
@@ -144,28 +142,12 @@ def measure(
         },
     )
     tracker = ScoreTracker()
-    stop = threading.Event()
-    follower = threading.Thread(
-        target=_follow_scores,
-        args=(services.bootstrap, settings.topic(topics.SCORES), tracker, stop),
-        daemon=True,
-    )
-    follower.start()
-    try:
-        with running(settings, 1, log) as (worker,):
-            started = time.monotonic()
-            _paced_send(services.bootstrap, settings.topic(topics.VITALS), records, rate, tracker)
-            seconds = time.monotonic() - started
-            deadline = time.monotonic() + SETTLE_S
-            while tracker.unscored() and not tracker.failure and time.monotonic() < deadline:
-                time.sleep(0.2)
-            batches = worker.batches(settings.topic(topics.VITALS)).as_dict()
-            in_worker = worker.latency_quantiles(settings.topic(topics.VITALS), (0.5, 0.99))
-    finally:
-        stop.set()
-        follower.join(timeout=10)
-    if tracker.failure is not None:
-        raise RuntimeError("the score follower failed") from tracker.failure
+    with running(settings, 1, log) as (worker,):
+        seconds = asyncio.run(
+            _send_and_follow(services.bootstrap, settings, records, rate, tracker)
+        )
+        batches = worker.batches(settings.topic(topics.VITALS)).as_dict()
+        in_worker = worker.latency_quantiles(settings.topic(topics.VITALS), (0.5, 0.99))
     return _summary(tracker, share, rate, seconds, len(records), batches, in_worker)
 
 

@@ -12,6 +12,7 @@ stage of the path; the raw stacks stay in `--out` for a flame graph.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import shutil
@@ -22,9 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from kafka import KafkaProducer
-
-from bench.feed import produce, ward_events
+from bench.feed import paced_send, produce, ward_events
 from bench.services import services
 from bench.workers import running, wait_batches_done, wait_consumed
 from streams import topics
@@ -67,21 +66,6 @@ def stage_shares(raw: Path) -> list[tuple[str, float]]:
     return [(stage, n / total) for stage, n in counts.most_common()]
 
 
-def _paced(bootstrap: str, topic: str, records: list, rate: float) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
-    try:
-        started, step = time.monotonic(), max(1, int(rate / 20))
-        for i in range(0, len(records), step):
-            for r in records[i : i + step]:
-                producer.send(topic, key=r.key, value=r.value)
-            producer.flush()
-            ahead = started + (i + step) / rate - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)
-    finally:
-        producer.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=60_000, help="backlog size")
@@ -107,7 +91,7 @@ def main() -> None:
             )  # fmt: skip
             started = time.perf_counter()
             if args.rate:
-                _paced(svc.bootstrap, topic, records, args.rate)
+                asyncio.run(paced_send(svc.bootstrap, topic, records, args.rate))
             else:
                 produce(svc.bootstrap, topic, records)
             done, _ = wait_consumed([worker], topic, len(records), timeout_s=900)

@@ -47,7 +47,7 @@ from streams.alerts import AlertPolicy
 from streams.deadletters import RawRecord, dead_letter
 from streams.imaging import ImagingPipeline
 from streams.intake import run_batches
-from streams.kafka import aiokafka_options, faust_credentials
+from streams.kafka import aiokafka_options, faust_credentials, faust_transport
 from streams.metrics import Metrics
 from streams.notes import NotesPipeline
 from streams.scoring import BatchResult, ModelSet, PatientScorer, Prepared, encode
@@ -218,6 +218,7 @@ class Worker:
             web_enabled=True,
             web_port=s.web_port,
         )
+        app.transport = faust_transport(app, s)
         # Outbound records go through `Outbound`, so Faust's own producer only serves its
         # internal topics.
         self.input_topics = {

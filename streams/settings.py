@@ -59,6 +59,17 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=12, ge=1)
     topic_replication: int = Field(default=1, ge=1)
 
+    fetch_max_wait_ms: int = Field(
+        default=1500,
+        ge=0,
+        description="longest the broker holds a fetch that has less than fetch_min_bytes",
+    )
+    fetch_min_bytes: int = Field(
+        default=1,
+        ge=1,
+        description="a fetch returns before fetch_max_wait_ms only with this much data",
+    )
+
     batch_max: int = Field(
         default=500,
         ge=1,
