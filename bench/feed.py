@@ -1,4 +1,5 @@
-"""Simulated ward events for the benchmarks, as Kafka records, and a fast preloader.
+"""Simulated ward events for the benchmarks, as Kafka records; a fast preloader and a
+paced sender.
 
 Events come from `streams.simulator.ward_feed` (the demo's ward: every patient on a
 monitor that sends once a minute of simulated time), serialised once so that producing
@@ -104,7 +105,8 @@ async def paced_send(
 
     aiokafka rather than kafka-python: on these 2 cores kafka-python's producer used 321 µs
     of CPU a record at 3,000/s, a whole core taken from the worker under test; aiokafka
-    uses about 100 (BENCHMARKS.md, "Load generator")."""
+    uses about 100 (BENCHMARKS.md, "Change: a load generator that leaves the worker its
+    core")."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     await producer.start()
     try:

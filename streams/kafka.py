@@ -58,11 +58,12 @@ def faust_transport(app: Any, settings: Settings) -> Any:
     `fetch_max_wait_ms` / `fetch_min_bytes` steps (Faust itself passes aiokafka no
     `fetch_min_bytes` and a fixed 1.5 s wait, which the defaults keep).
 
-    A trade measured on 2 cores (BENCHMARKS.md, "Fetch sizes"): under live traffic every
-    fetch comes back at once with a few records, and a parse-only Faust agent spent 72 % of
-    a core at 1,444 events/s on that loop, 26 % with 64 KiB / 20 ms. A worker used about 10
-    points of a core less and answered sooner at that rate, but drained a backlog 10-15 %
-    slower, so the defaults stay Faust's and a site that wants it sets both."""
+    A trade measured on 2 cores (BENCHMARKS.md, "Change: a load generator that leaves the
+    worker its core; fetch sizes"): under live traffic every fetch comes back at once with
+    a few records, and a parse-only Faust agent spent 72 % of a core at 1,444 events/s on
+    that loop, 26 % with 64 KiB / 20 ms. A worker used about a tenth of a core less and
+    answered sooner at that rate, but drained a backlog about 10 % slower, so the defaults
+    stay Faust's and a site that wants the trade sets both."""
     from faust.transport.drivers import aiokafka as driver
 
     class ConsumerThread(driver.AIOKafkaConsumerThread):
