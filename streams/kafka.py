@@ -79,8 +79,5 @@ def faust_transport(app: Any, settings: Settings) -> Any:
         def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    class Transport(driver.Transport):
-        pass
-
-    Transport.Consumer = Consumer
-    return Transport(app.conf.broker_consumer, app)
+    transport = type("Transport", (driver.Transport,), {"Consumer": Consumer})
+    return transport(app.conf.broker_consumer, app)
