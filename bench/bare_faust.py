@@ -14,6 +14,8 @@ import uuid
 import faust
 import orjson
 
+from streams.kafka import faust_worker
+
 
 def main() -> None:
     topic_name, datadir = sys.argv[1], sys.argv[2]
@@ -40,7 +42,7 @@ def main() -> None:
             # Faust turns sys.stdout into a logger; the harness reads the real stdout
             print(f"consumed {seen} {time.monotonic()}", file=sys.__stdout__, flush=True)
 
-    faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+    faust_worker(app, "warning").execute_from_commandline()
 
 
 if __name__ == "__main__":

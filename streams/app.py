@@ -235,8 +235,10 @@ class Worker:
         app.add_dependency(self.outbound)
 
         def agent_for(name: str) -> Any:
+            limit = s.batch_max if name == topics.VITALS else s.notes_imaging_batch_max
+
             async def agent(stream: faust.StreamT) -> None:
-                await run_batches(stream, partial(self.handle, name), s.batch_max)
+                await run_batches(stream, partial(self.handle, name), limit)
 
             return agent
 

@@ -116,9 +116,8 @@ def worker(loglevel: str = typer.Option("info", help="debug, info, warning")) ->
         _fail(f"cannot create topics: {exc}")
     if created:
         err.print(f"# created topics: {', '.join(created)}", highlight=False)
-    import faust
-
     from streams.app import Worker
+    from streams.kafka import faust_worker
 
     w = Worker(settings)
     # What is loaded by now (torch, the models, Faust: some 300,000 objects) lives as long
@@ -126,7 +125,7 @@ def worker(loglevel: str = typer.Option("info", help="debug, info, warning")) ->
     # which otherwise stopped the worker for 200-540 ms at a time mid-stream (measured with
     # gc.callbacks at 800 events/s; it was the p99 latency).
     gc.freeze()
-    faust.Worker(w.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    faust_worker(w.app, loglevel).execute_from_commandline()
 
 
 @app.command("rebuild-features")

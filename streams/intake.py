@@ -32,10 +32,18 @@ QUIET_S = 0.001
 """A batch starts once the buffer has not grown for this long. A backlog (Faust takes about
 10 events a millisecond here) or a feed of over ~1,000 events/s keeps it growing, so under
 load batches fill for up to `TOP_UP_S`; at light load a batch starts at once."""
+TOP_UP_UNTIL = 500
+"""A batch that already holds this many events starts at once. In a backlog the previous
+batch's handling took in that many, and with a cap of 2,000 vitals events every batch
+waited up to `TOP_UP_S` to grow: a worker spent 22 % of a 100,000-event drain outside its
+batches, 2 % with a cap of 500 (BENCHMARKS.md, "Change: larger vitals batches")."""
 
 
-async def run_batches(stream: faust.StreamT, handle: Handler, max_events: int) -> None:
-    """Hand `stream`'s events to `handle` in arrival order, in batches of 1 to `max_events`.
+async def run_batches(
+    stream: faust.StreamT, handle: Handler, max_events: int, top_up_until: int = TOP_UP_UNTIL
+) -> None:
+    """Hand `stream`'s events to `handle` in arrival order, in batches of 1 to `max_events`;
+    a batch grows (up to `TOP_UP_S`) only while it holds fewer than `top_up_until`.
 
     When the stream ends, what it left is handled before this returns; an exception of
     `handle` is raised here, and a cancelled agent leaves its unhandled events unacked."""
@@ -49,7 +57,7 @@ async def run_batches(stream: faust.StreamT, handle: Handler, max_events: int) -
         while buffer or not ended:
             await arrived.wait()
             deadline = clock() + TOP_UP_S
-            while len(buffer) < max_events and clock() < deadline:
+            while len(buffer) < min(max_events, top_up_until) and clock() < deadline:
                 size = len(buffer)
                 await asyncio.sleep(QUIET_S)  # the agent's loop takes events meanwhile
                 if len(buffer) == size:

@@ -56,15 +56,15 @@ def faust_credentials(settings: Settings) -> Any:
 def faust_transport(app: Any, settings: Settings) -> Any:
     """Faust's aiokafka transport, with the worker's consumer fetching in
     `fetch_max_wait_ms` / `fetch_min_bytes` steps (Faust itself passes aiokafka no
-    `fetch_min_bytes` and a fixed 1.5 s wait, which the defaults keep).
+    `fetch_min_bytes`, so 1 byte, and a fixed 1.5 s wait).
 
-    A trade measured on 2 cores (BENCHMARKS.md, "Change: a load generator that leaves the
-    worker its core; fetch sizes"): under live traffic every fetch comes back at once with
-    a few records, and a parse-only Faust agent spent 72 % of a core at 1,444 events/s on
-    that loop, 26 % with 64 KiB / 20 ms. A worker used about a tenth of a core less and
-    answered sooner at that rate, but drained a 30,000-event backlog 10-13 % slower (a
-    120,000-event one about as fast), so the defaults stay Faust's and a site that wants
-    the trade sets both."""
+    Measured on 2 cores (BENCHMARKS.md, "Change: a load generator that leaves the worker
+    its core; fetch sizes" and "Change: larger vitals batches; fetch sizes by default"):
+    with Faust's values every fetch under live traffic comes back at once with a few
+    records, and a parse-only Faust agent spent 72 % of a core at 1,444 events/s on that
+    loop, 26 % with 64 KiB / 20 ms. With the defaults here a worker kept up with 3,500
+    live events/s where it fell behind with Faust's, for a backlog drain within the
+    machine's noise of Faust's."""
     from faust.transport.drivers import aiokafka as driver
 
     class ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -82,3 +82,18 @@ def faust_transport(app: Any, settings: Settings) -> Any:
 
     transport = type("Transport", (driver.Transport,), {"Consumer": Consumer})
     return transport(app.conf.broker_consumer, app)
+
+
+def faust_worker(app: Any, loglevel: str) -> Any:
+    """Faust's worker for `app`, without its terminal spinner.
+
+    At `--loglevel warning` and above Faust keeps a progress spinner and, for it, sets the
+    root logger to DEBUG, so every debug call in aiokafka and Faust (one per produced
+    record, one per partition per fetch) built a LogRecord that no handler printed: 2-3 %
+    of a worker's samples in py-spy (BENCHMARKS.md, "Change: larger vitals batches").
+    A service has no terminal to spin in."""
+    import faust
+
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.spinner = None
+    return worker

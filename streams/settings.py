@@ -60,20 +60,27 @@ class Settings(BaseSettings):
     topic_replication: int = Field(default=1, ge=1)
 
     fetch_max_wait_ms: int = Field(
-        default=1500,
+        default=20,
         ge=0,
         description="longest the broker holds a fetch that has less than fetch_min_bytes",
     )
     fetch_min_bytes: int = Field(
-        default=1,
+        default=65_536,
         ge=1,
         description="a fetch returns before fetch_max_wait_ms only with this much data",
     )
 
     batch_max: int = Field(
+        default=2000,
+        ge=1,
+        description="most vitals events per batch; a batch is what arrived while the last one "
+        "was handled, so a backlog gives large batches that re-score each patient once",
+    )
+    notes_imaging_batch_max: int = Field(
         default=500,
         ge=1,
-        description="most events per batch; a batch is what arrived while the last one was handled",
+        description="most notes or imaging events per batch: they are held in memory (images "
+        "decoded) and scored by a model whose time grows with the batch",
     )
 
     alert_policy: Path | None = Field(

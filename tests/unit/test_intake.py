@@ -119,3 +119,19 @@ def test_an_error_in_the_handler_reaches_the_agent_and_nothing_is_acked() -> Non
     with pytest.raises(RuntimeError, match="bad batch"):
         run(stream, handle, max_events=10)
     assert stream.acked == []
+
+
+def test_a_batch_that_already_holds_enough_starts_without_topping_up() -> None:
+    stream = Stream(300, gap_s=0.0005)  # events keep coming: a top-up would keep growing
+    taken_at: list[tuple[str, int]] = []
+
+    async def handle(events: Sequence[int]) -> None:
+        taken_at.append(("start", stream.taken))
+        if len(taken_at) == 1:
+            await asyncio.sleep(0.03)  # more than `top_up_until` arrive meanwhile
+        taken_at.append(("end", stream.taken))
+
+    asyncio.run(run_batches(stream, handle, max_events=1000, top_up_until=5))  # type: ignore[arg-type]
+    # the second batch starts with what the buffer held when the first one ended
+    assert taken_at[1][1] - taken_at[0][1] > 5
+    assert taken_at[2] == ("start", taken_at[1][1])
