@@ -46,8 +46,9 @@ def run(
     stream: Stream,
     handle: Callable[[Sequence[int]], Awaitable[None]],
     max_events: int,
+    **options: int,
 ) -> None:
-    asyncio.run(run_batches(stream, handle, max_events))  # type: ignore[arg-type]
+    asyncio.run(run_batches(stream, handle, max_events, **options))  # type: ignore[arg-type]
 
 
 def test_every_event_is_handled_once_in_order_and_acked_only_after_its_batch() -> None:
@@ -131,7 +132,7 @@ def test_a_batch_that_already_holds_enough_starts_without_topping_up() -> None:
             await asyncio.sleep(0.03)  # more than `top_up_until` arrive meanwhile
         taken_at.append(("end", stream.taken))
 
-    asyncio.run(run_batches(stream, handle, max_events=1000, top_up_until=5))  # type: ignore[arg-type]
+    run(stream, handle, max_events=1000, top_up_until=5)
     # the second batch starts with what the buffer held when the first one ended
     assert taken_at[1][1] - taken_at[0][1] > 5
     assert taken_at[2] == ("start", taken_at[1][1])
