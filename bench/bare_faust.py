@@ -1,27 +1,89 @@
-"""The bare-Faust ceiling: an agent on the same topic layout that only parses JSON.
+"""Faust ceilings: an agent on the same topic layout that only parses JSON, and one that
+also does a Vigil worker's I/O without its computation.
 
-Run by `bench.ceilings` as a subprocess (`python -m bench.bare_faust TOPIC DATADIR`, the
-caller owning DATADIR); prints `consumed <n> <monotonic seconds>` after every batch.
+Run by `bench.ceilings` as a subprocess (`python -m bench.bare_faust TOPIC DATADIR
+[SINK]`, the caller owning DATADIR); prints `consumed <n> <monotonic seconds>` after every
+batch.
+
+- Without SINK, the bare agent: Faust's own `take_events` batches, each record parsed.
+- With SINK, the I/O agent: Vigil's intake (`streams.intake.run_batches`) and, per batch,
+  the worker's round trips with the worker's sizes: one pipelined Redis call that records
+  each event id and reads back a feature vector per patient, one that stores a score per
+  patient, and one record per patient produced to SINK (idempotent, acks=all) with the
+  acks awaited. What Vigil does beyond this agent is its own computation: validation,
+  the feature script, scoring, alert decisions and encoding.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 
 import faust
 import orjson
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from faust.types import EventT
 
+from features.windows import FEATURE_NAMES
+from streams.intake import run_batches
 from streams.kafka import faust_worker
+from streams.settings import Settings
+
+SCORE_BYTES = 1_500
+"""About the size of a RiskScore with its five contributors."""
+FEATURE_BYTES = 8 * len(FEATURE_NAMES)
+
+
+class WorkerIO:
+    """The I/O agent's per-batch round trips (module doc)."""
+
+    def __init__(self, sink: str, redis_url: str, prefix: str) -> None:
+        self.sink, self.prefix = sink, prefix
+        self.redis = aioredis.Redis.from_url(redis_url)
+        self.score = b"s" * SCORE_BYTES
+
+    async def start(self, bootstrap: str) -> None:
+        """The producer, as the worker's `Outbound` makes it (it needs the running loop)."""
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2
+        )
+        await self.producer.start()
+
+    async def batch(self, events: Sequence[EventT]) -> None:
+        by_patient: dict[str, list[str]] = {}
+        for event in events:
+            obs = orjson.loads(event.message.value)
+            by_patient.setdefault(obs["patient_id"], []).append(obs["event_id"])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for patient_id, event_ids in by_patient.items():
+                key = f"{self.prefix}{patient_id}"
+                pipe.hset(f"{key}:ids", mapping=dict.fromkeys(event_ids, 1))
+                pipe.set(f"{key}:features", b"f" * FEATURE_BYTES)
+                pipe.get(f"{key}:features")
+            await pipe.execute()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for patient_id in by_patient:
+                pipe.set(f"{self.prefix}{patient_id}:risk", self.score)
+            await pipe.execute()
+        sends = [
+            await self.producer.send(self.sink, key=patient_id.encode(), value=self.score)
+            for patient_id in by_patient
+        ]
+        await asyncio.gather(*sends)
 
 
 def main() -> None:
     topic_name, datadir = sys.argv[1], sys.argv[2]
+    sink = sys.argv[3] if len(sys.argv) > 3 else None
+    bootstrap = os.environ["VIGIL_KAFKA_BOOTSTRAP"]
     app = faust.App(
         f"bench-bare-{uuid.uuid4().hex[:6]}",
-        broker=f"kafka://{os.environ['VIGIL_KAFKA_BOOTSTRAP']}",
+        broker=f"kafka://{bootstrap}",
         datadir=datadir,
         store="memory://",
         key_serializer="raw",
@@ -32,15 +94,33 @@ def main() -> None:
     topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw", internal=False)
     seen = 0
 
-    @app.agent(topic)
-    async def parse_only(stream: faust.StreamT) -> None:
+    def consumed(events: Sequence[EventT]) -> None:
         nonlocal seen
-        async for events in stream.take_events(500, within=0.05):
-            for event in events:
-                orjson.loads(event.message.value)
-            seen += len(events)
-            # Faust turns sys.stdout into a logger; the harness reads the real stdout
-            print(f"consumed {seen} {time.monotonic()}", file=sys.__stdout__, flush=True)
+        seen += len(events)
+        # Faust turns sys.stdout into a logger; the harness reads the real stdout
+        print(f"consumed {seen} {time.monotonic()}", file=sys.__stdout__, flush=True)
+
+    if sink is None:
+
+        @app.agent(topic)
+        async def parse_only(stream: faust.StreamT) -> None:
+            async for events in stream.take_events(500, within=0.05):
+                for event in events:
+                    orjson.loads(event.message.value)
+                consumed(events)
+
+    else:
+        settings = Settings()
+        io = WorkerIO(sink, settings.redis_url, f"{settings.redis_namespace}io:")
+
+        async def handle(events: Sequence[EventT]) -> None:
+            await io.batch(events)
+            consumed(events)
+
+        @app.agent(topic)
+        async def worker_io(stream: faust.StreamT) -> None:
+            await io.start(bootstrap)
+            await run_batches(stream, handle, settings.batch_max)
 
     faust_worker(app, "warning").execute_from_commandline()
 

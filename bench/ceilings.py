@@ -4,6 +4,9 @@
   awaiting the acks (the ceiling for any consume-produce service on this broker);
 - bare Faust: an agent that only parses JSON, in Faust's own `take_events` batches
   (`bench/bare_faust.py`);
+- Faust with a worker's I/O: an agent with Vigil's intake that makes the worker's Redis
+  round trips and produces a score per patient per batch, without Vigil's computation
+  (`bench/bare_faust.py`): what is left between it and Vigil is Vigil's own work;
 - Redis, plain: the writes that store the samples (HSET of the event id, ZADD of the
   sample), pipelined per batch, with no feature computation;
 - Redis, Vigil's Lua: `FeatureStore.apply_vitals` (one EVALSHA of `update_vitals.lua`
@@ -29,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.feed import Record
 from features.samples import VitalsSample
 from features.store import FeatureStore
+from streams import topics
 from streams.events import VitalsObservation
 from streams.settings import Settings
 
@@ -67,14 +71,19 @@ async def passthrough(bootstrap: str, source: str, sink: str, n: int) -> float:
         await producer.stop()
 
 
-def bare_faust(bootstrap: str, topic: str, n: int, log: Path) -> float:
+def bare_faust(bootstrap: str, topic: str, n: int, log: Path, io: Settings | None = None) -> float:
     """Seconds for a parse-only Faust agent to consume n records, from its first batch
-    (extrapolated over the records of that first batch)."""
+    (extrapolated over the records of that first batch); with `io`, the agent that also
+    does a worker's I/O, in that prefix's Redis namespace and to its alerts topic."""
     env = {**os.environ, "VIGIL_KAFKA_BOOTSTRAP": bootstrap}
+    sink: list[str] = []
+    if io is not None:
+        sink = [io.topic(topics.ALERTS)]
+        env |= {"VIGIL_REDIS_URL": io.redis_url, "VIGIL_TOPIC_PREFIX": io.topic_prefix}
     with tempfile.TemporaryDirectory(prefix="bench-bare-") as datadir:
         with log.open("ab") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.bare_faust", topic, datadir],
+                [sys.executable, "-m", "bench.bare_faust", topic, datadir, *sink],
                 env=env, stdout=subprocess.PIPE, stderr=err, text=True,
             )  # fmt: skip
         return _first_to_nth(proc, n, log)

@@ -72,11 +72,16 @@ def throughput_table(result: dict[str, Any]) -> list[str]:
         for label, key, note in (
             ("raw aiokafka pass-through", "passthrough_events_per_s", "consume + produce, acks"),
             ("bare Faust agent", "bare_faust_events_per_s", "parse only, take_events"),
+            (
+                "Faust agent with a worker's I/O",
+                "faust_io_events_per_s",
+                "Vigil's intake, 2 Redis round trips and a produce per batch, no computation",
+            ),
             ("Redis, plain HSET + ZADD", "redis_plain_events_per_s", "pipelined, no features"),
             ("Redis, `update_vitals.lua`", "redis_lua_events_per_s", "FeatureStore.apply_vitals"),
         )
     ]
-    for i, key in ((2, "redis_plain"), (3, "redis_lua")):
+    for i, key in ((3, "redis_plain"), (4, "redis_lua")):
         if key in c:
             label, rate, note = rows[i]
             per_call = c["redis_batch_events"] / c["redis_mean_patients_per_batch"]
@@ -96,6 +101,7 @@ def throughput_table(result: dict[str, Any]) -> list[str]:
     for key, label in (
         ("ratio_1_worker_to_bare_faust", "Vigil 1 worker / bare Faust"),
         ("ratio_2_workers_to_bare_faust", "Vigil 2 workers / bare Faust"),
+        ("ratio_1_worker_to_faust_io", "Vigil 1 worker / Faust with a worker's I/O"),
         ("ratio_2_workers_to_1", "Vigil 2 workers / 1 worker"),
     ):
         if key in t:

@@ -6,8 +6,10 @@ Uses VIGIL_KAFKA_BOOTSTRAP and VIGIL_REDIS_URL when both are set, else starts a 
 Kafka and redis-server for the run. Workers inherit the environment, so VIGIL_MODEL_DIR
 picks the vitals model (without one they score with the NEWS2 fallback). Stages:
 
-- ceilings: raw aiokafka pass-through, bare Faust, plain Redis writes, Vigil's Lua alone;
-- throughput: sustained events/s of 1 and 2 workers in one group, ratio to bare Faust;
+- ceilings: raw aiokafka pass-through, bare Faust, Faust with a worker's I/O, plain Redis
+  writes, Vigil's Lua alone;
+- throughput: sustained events/s of 1 and 2 workers in one group, ratios to bare Faust and
+  to Faust with a worker's I/O;
 - latency: send → score p50/p95/p99 at 25, 50 and 90 % of the 1-worker sustained rate;
 - memory: Redis bytes per patient after a day of 1/min vitals; worker RSS by ward size;
 - replay: `vigil rebuild-features` on scaled-down wards, extrapolated to 1,000 beds x 24 h.
@@ -42,9 +44,11 @@ STAGES = ("ceilings", "throughput", "latency", "memory", "replay")
 
 @dataclass(frozen=True)
 class Plan:
-    """How big each stage is: the defaults are the full run (about 6 min on 2 cores)."""
+    """How big each stage is: the defaults are the full run (about 8 min on 2 cores)."""
 
-    events: int = 30_000
+    events: int = 100_000
+    """Enough for a drain of about 10 s by one worker after the producer's flush: with
+    30,000 that window was 3-5 s, and one worker's rate spread by half between runs."""
     patients: int = 200
     workers: tuple[int, ...] = (1, 2)
     latency_shares: tuple[float, ...] = (0.25, 0.5, 0.9)
@@ -71,7 +75,7 @@ def _say(message: str) -> None:
 
 def run_ceilings(svc: Services, records: list[Record], log: Path) -> dict[str, Any]:
     settings = svc.fresh("ceil")
-    # this prefix's scores topic is the pass-through's sink: no worker runs on it
+    # this prefix's output topics are sinks: no worker runs on them
     source, sink = settings.topic(topics.VITALS), settings.topic(topics.SCORES)
     produce(svc.bootstrap, source, records)
     n = len(records)
@@ -79,6 +83,8 @@ def run_ceilings(svc: Services, records: list[Record], log: Path) -> dict[str, A
     _say(f"pass-through: {n / passthrough_s:,.0f} events/s")
     faust_s = ceilings.bare_faust(svc.bootstrap, source, n, log)
     _say(f"bare Faust: {n / faust_s:,.0f} events/s")
+    faust_io_s = ceilings.bare_faust(svc.bootstrap, source, n, log, io=settings)
+    _say(f"Faust with a worker's I/O: {n / faust_io_s:,.0f} events/s")
     batches = ceilings.store_batches(records, settings.batch_max)
     ns = settings.redis_namespace
     plain = asyncio.run(ceilings.redis_plain(svc.redis_url, f"{ns}plain:", batches))
@@ -88,6 +94,7 @@ def run_ceilings(svc: Services, records: list[Record], log: Path) -> dict[str, A
         "events": n,
         "passthrough_events_per_s": n / passthrough_s,
         "bare_faust_events_per_s": n / faust_s,
+        "faust_io_events_per_s": n / faust_io_s,
         "redis_plain_events_per_s": n / plain.seconds,
         "redis_lua_events_per_s": n / lua.seconds,
         "redis_plain": asdict(plain),
@@ -158,6 +165,9 @@ def _ratios(result: dict[str, Any]) -> None:
         t["ratio_1_worker_to_bare_faust"] = runs[1] / bare
     if bare and 2 in runs:
         t["ratio_2_workers_to_bare_faust"] = runs[2] / bare
+    io = result.get("ceilings", {}).get("faust_io_events_per_s")
+    if io and 1 in runs:
+        t["ratio_1_worker_to_faust_io"] = runs[1] / io
     if 1 in runs and 2 in runs:
         t["ratio_2_workers_to_1"] = runs[2] / runs[1]
 
@@ -180,7 +190,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--out", type=Path, default=Path("bench-results.json"), help="JSON results file"
     )
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated of {STAGES}")
-    parser.add_argument("--events", type=int, help="throughput events (default 30000)")
+    parser.add_argument("--events", type=int, help=f"throughput events (default {Plan.events})")
     parser.add_argument("--patients", type=int, help="throughput/latency patients (default 200)")
     parser.add_argument(
         "--max-rate", type=float, help="1-worker events/s for latency when throughput is skipped"

@@ -58,7 +58,7 @@ from streams.web import WebServer, build_api
 log = logging.getLogger("vigil.worker")
 
 _RETRYABLE = (OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError, KafkaError)
-_BUG_RETRIES = 3
+_BUG_TRIES = 3
 
 
 def _raw(event: EventT) -> RawRecord:
@@ -264,9 +264,11 @@ class Worker:
         self._observe(topic, records, result, started)
 
     async def _process(
-        self, name: str, pipeline: Pipeline, records: list[RawRecord]
+        self, name: str, pipeline: Pipeline, records: list[RawRecord], tries: int = _BUG_TRIES
     ) -> BatchResult:
-        """The batch's effects, retried through outages; dead letters for a lasting fault."""
+        """The batch's effects, retried through outages; for a fault that lasts `tries`
+        attempts, its halves are handled apart (once each), down to single events, which
+        become dead letters."""
         attempt = 0
         while True:
             attempt += 1
@@ -285,14 +287,29 @@ class Worker:
                             len(records), type(exc).__name__, exc, attempt, delay)  # fmt: skip
                 await asyncio.sleep(delay)
             except Exception as exc:
-                if attempt < _BUG_RETRIES:
+                if attempt < tries:
                     log.exception("batch of %d failed; retry %d", len(records), attempt)
                     continue
-                # A fault of ours (or a model's) that does not go away: park the batch on
-                # the dead-letter topic (original bytes, reason) rather than stall the
-                # partitions forever.
-                log.exception("batch of %d failed %d times; dead-lettered", len(records), attempt)
-                result = BatchResult(dead=[dead_letter(r, exc) for r in records])
+                if len(records) > 1:
+                    # A fault of ours (or a model's) that does not go away is most often
+                    # one event's: the halves go on their own, in order, so that only the
+                    # events that fail alone are parked (every effect is idempotent, so
+                    # what a failed attempt did is done again harmlessly).
+                    log.warning("batch of %d failed (%s: %s); handling its halves apart",
+                                len(records), type(exc).__name__, exc)  # fmt: skip
+                    half = len(records) // 2
+                    result = BatchResult()
+                    for part in (records[:half], records[half:]):
+                        result.extend(await self._process(name, pipeline, part, tries=1))
+                    return result
+                # An event that fails alone: park it on the dead-letter topic (original
+                # bytes, reason) rather than stall its partition forever.
+                (record,) = records
+                log.exception(
+                    "event %s:%d:%d failed; dead-lettered",
+                    record.topic, record.partition, record.offset,
+                )  # fmt: skip
+                result = BatchResult(dead=[dead_letter(record, exc)])
                 await self._publish(result)
                 return result
 

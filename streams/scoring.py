@@ -36,6 +36,12 @@ class BatchResult:
     """RiskAlerts as JSON objects: this batch's, and any a crash left unpublished."""
     dead: list[DeadLetter] = field(default_factory=list)
 
+    def extend(self, other: BatchResult) -> None:
+        self.scores += other.scores
+        self.score_json += other.score_json
+        self.alerts += other.alerts
+        self.dead += other.dead
+
 
 @dataclass
 class Prepared:

@@ -10,7 +10,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from streams.app import Worker
-from streams.scoring import BatchResult
+from streams.scoring import BatchResult, Prepared
 from streams.settings import Settings
 
 
@@ -69,9 +69,31 @@ def test_a_batch_that_keeps_failing_is_dead_lettered_not_dropped(worker, monkeyp
     monkeypatch.setattr(worker.pipelines["ehr-notes.v1"], "prepare", broken)
     monkeypatch.setattr(worker, "_publish", publish)
     asyncio.run(worker.handle("ehr-notes.v1", events(2)))
-    assert len(calls) == 3
-    (result,) = published
-    assert [d.offset for d in result.dead] == [0, 1]
-    assert {d.error.type for d in result.dead} == {"ValueError"}
-    assert result.dead[0].error.message == "model exploded"
-    assert result.dead[0].payload == "{}"
+    assert calls == [2, 2, 2, 1, 1]  # three tries, then each half once
+    assert [d.offset for result in published for d in result.dead] == [0, 1]
+    dead = published[0].dead[0]
+    assert (dead.error.type, dead.error.message) == ("ValueError", "model exploded")
+    assert dead.payload == "{}"
+
+
+def test_only_the_event_that_fails_alone_is_dead_lettered(worker, monkeypatch) -> None:
+    done, published = [], []
+
+    async def poisoned(records):
+        if any(r.offset == 5 for r in records):
+            raise ValueError("model exploded")
+        done.extend(r.offset for r in records)
+        return Prepared(BatchResult(), None)
+
+    async def apply(prepared, topic):
+        return prepared.result
+
+    async def publish(result):
+        published.append(result)
+
+    monkeypatch.setattr(worker.pipelines["vitals.v1"], "prepare", poisoned)
+    monkeypatch.setattr(worker.pipelines["vitals.v1"], "apply", apply)
+    monkeypatch.setattr(worker, "_publish", publish)
+    asyncio.run(worker.handle("vitals.v1", events(8)))
+    assert done == [0, 1, 2, 3, 4, 6, 7]  # in order, each once
+    assert [d.offset for result in published for d in result.dead] == [5]
