@@ -16,7 +16,6 @@ batch.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import time
@@ -26,10 +25,10 @@ from collections.abc import Sequence
 import faust
 import orjson
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
 from faust.types import EventT
 
 from features.windows import FEATURE_NAMES
+from streams.app import Outbound
 from streams.intake import run_batches
 from streams.kafka import faust_worker
 from streams.settings import Settings
@@ -41,22 +40,20 @@ FEATURE_BYTES = 8 * len(FEATURE_NAMES)
 
 
 class WorkerIO:
-    """The I/O agent's per-batch round trips (module doc)."""
+    """The I/O agent's per-batch round trips (module doc), produced through the worker's
+    own `Outbound`."""
 
-    def __init__(self, sink: str, redis_url: str, prefix: str) -> None:
-        self.sink, self.prefix = sink, prefix
-        self.redis = aioredis.Redis.from_url(redis_url)
-        self.score = b"s" * SCORE_BYTES
+    def __init__(self, settings: Settings, sink: str) -> None:
+        self.sink, self.prefix = sink, f"{settings.redis_namespace}io:"
+        self.redis = aioredis.Redis.from_url(settings.redis_url)
+        self.outbound = Outbound(settings)
+        self.features, self.score = b"f" * FEATURE_BYTES, b"s" * SCORE_BYTES
 
-    async def start(self, bootstrap: str) -> None:
-        """The producer, as the worker's `Outbound` makes it (it needs the running loop)."""
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2
-        )
-        await self.producer.start()
+    async def start(self) -> None:
+        await self.outbound.start()
 
     async def stop(self) -> None:
-        await self.producer.stop()
+        await self.outbound.stop()
         await self.redis.aclose()
 
     async def batch(self, events: Sequence[EventT]) -> None:
@@ -68,18 +65,14 @@ class WorkerIO:
             for patient_id, event_ids in by_patient.items():
                 key = f"{self.prefix}{patient_id}"
                 pipe.hset(f"{key}:ids", mapping=dict.fromkeys(event_ids, 1))
-                pipe.set(f"{key}:features", b"f" * FEATURE_BYTES)
+                pipe.set(f"{key}:features", self.features)
                 pipe.get(f"{key}:features")
             await pipe.execute()
         async with self.redis.pipeline(transaction=False) as pipe:
             for patient_id in by_patient:
                 pipe.set(f"{self.prefix}{patient_id}:risk", self.score)
             await pipe.execute()
-        sends = [
-            await self.producer.send(self.sink, key=patient_id.encode(), value=self.score)
-            for patient_id in by_patient
-        ]
-        await asyncio.gather(*sends)
+        await self.outbound.send_all([(self.sink, p.encode(), self.score) for p in by_patient])
 
 
 def main() -> None:
@@ -116,7 +109,7 @@ def main() -> None:
 
     else:
         settings = Settings()
-        io = WorkerIO(sink, settings.redis_url, f"{settings.redis_namespace}io:")
+        io = WorkerIO(settings, sink)
 
         async def handle(events: Sequence[EventT]) -> None:
             await io.batch(events)
@@ -124,7 +117,7 @@ def main() -> None:
 
         @app.agent(topic)
         async def worker_io(stream: faust.StreamT) -> None:
-            await io.start(bootstrap)
+            await io.start()
             try:
                 await run_batches(stream, handle, settings.batch_max)
             finally:
