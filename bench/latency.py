@@ -5,6 +5,12 @@ timestamp is the moment it appeared on the topic, independent of when this proce
 round to reading it. A worker scores each patient once per batch, with the last of that
 patient's events in the batch as `trigger.event_id`; every earlier event of the patient
 not yet scored is covered by that score too, so its latency runs to that score.
+
+A level feeds the worker for `warmup_s` before the measured seconds, at the same rate, and
+the percentiles are of the events sent after it: a worker just started took up to 0.9 s
+over its first second of traffic (the broker was slow to acknowledge its first scores),
+which made up the whole of the p99 at 25 % load (BENCHMARKS.md, "Latency after a
+warm-up"). What the warm-up's events saw is reported beside them.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.feed import Record, paced_send
 from bench.services import Services
-from bench.workers import running
+from bench.workers import Worker, running
 from streams import topics
 from streams.settings import Settings
 
@@ -39,16 +45,21 @@ class ScoreTracker:
     pending_ids: set[str] = field(default_factory=set)
     latencies: list[tuple[float, float]] = field(default_factory=list)
     """(send time s, latency ms) of every scored event."""
-    scores: int = 0
     model_versions: dict[str, str] = field(default_factory=dict)
+    measured_from: float = 0.0
+    """Send time (s) from which an event is measured; earlier ones are the warm-up."""
+    sent_measured: int = 0
+    scores_measured: int = 0
+    """Events sent after the warm-up, and the scores whose trigger is one of them."""
 
     def sent(self, record: Record) -> None:
-        self.pending.setdefault(record.patient_id, deque()).append((record.event_id, time.time()))
+        now = time.time()
+        self.pending.setdefault(record.patient_id, deque()).append((record.event_id, now))
         self.pending_ids.add(record.event_id)
+        self.sent_measured += now >= self.measured_from
 
     def scored(self, score: dict, appeared_ms: int) -> None:
         trigger = score["trigger"]["event_id"]
-        self.scores += 1
         self.model_versions = score["model_versions"]
         if trigger not in self.pending_ids:
             return  # a re-published score (redelivered batch): nothing new covered
@@ -58,6 +69,7 @@ class ScoreTracker:
             self.pending_ids.discard(event_id)
             self.latencies.append((at_s, appeared_ms - at_s * 1000))
             if event_id == trigger:
+                self.scores_measured += at_s >= self.measured_from
                 break
 
     def unscored(self) -> int:
@@ -69,7 +81,10 @@ class LatencyLevel:
     share: float
     rate: float
     seconds: float
+    """The paced send, warm-up included."""
+    warmup_s: float
     sent: int
+    """Events sent after the warm-up: the ones the percentiles below are of."""
     scored_events: int
     unscored_events: int
     scores: int
@@ -80,8 +95,12 @@ class LatencyLevel:
     worker_p50_ms: float
     worker_p99_ms: float
     """From the input record's append on `vitals.v1` (broker time) to its score's
-    acknowledgement, by the worker's own histogram: the rest of the end-to-end latency was
-    spent before the broker had the record (the sender and the broker's intake)."""
+    acknowledgement, by the worker's own histogram (what it observed after the warm-up):
+    the rest of the end-to-end latency was spent before the broker had the record (the
+    sender and the broker's intake)."""
+    warmup_p50_ms: float
+    warmup_p99_ms: float
+    """End to end, of the events sent during the warm-up (a worker's first traffic)."""
     p50_first_quarter_ms: float
     p50_last_quarter_ms: float
     """Medians of the events sent in the first and the last quarter of the run: a last
@@ -107,33 +126,54 @@ async def _follow_scores(bootstrap: str, topic: str, tracker: ScoreTracker) -> N
 
 
 async def _send_and_follow(
-    bootstrap: str, settings: Settings, records: list[Record], rate: float, tracker: ScoreTracker
-) -> float:
-    """Seconds the paced send took; returns once every sent event is scored, or
-    `SETTLE_S` after the last send. The score follower shares this process's one thread
-    with the sender, so the load generator takes as little of the machine as it can."""
+    bootstrap: str,
+    settings: Settings,
+    records: list[Record],
+    rate: float,
+    tracker: ScoreTracker,
+    worker: Worker,
+    warmup_s: float,
+) -> tuple[float, list[tuple[float, float]]]:
+    """Seconds the paced send took and the worker's latency histogram as the warm-up
+    ended; returns once every sent event is scored, or `SETTLE_S` after the last send.
+    The score follower shares this process's one thread with the sender, so the load
+    generator takes as little of the machine as it can."""
     follower = asyncio.create_task(
         _follow_scores(bootstrap, settings.topic(topics.SCORES), tracker)
     )
+    vitals = settings.topic(topics.VITALS)
+
+    async def histogram_after_warmup() -> list[tuple[float, float]]:
+        await asyncio.sleep(warmup_s)
+        return await asyncio.to_thread(worker.latency_buckets, vitals)
+
     try:
+        tracker.measured_from = time.time() + warmup_s
         started = time.monotonic()
-        await paced_send(bootstrap, settings.topic(topics.VITALS), records, rate, tracker.sent)
+        warmed = asyncio.create_task(histogram_after_warmup())
+        await paced_send(bootstrap, vitals, records, rate, tracker.sent)
         seconds = time.monotonic() - started
         deadline = time.monotonic() + SETTLE_S
         while tracker.unscored() and not follower.done() and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         if follower.done():
             raise RuntimeError("the score follower stopped") from follower.exception()
-        return seconds
+        return seconds, await warmed
     finally:
         follower.cancel()
         await asyncio.gather(follower, return_exceptions=True)
 
 
 def measure(
-    services: Services, records: list[Record], share: float, rate: float, log: Path
+    services: Services,
+    records: list[Record],
+    share: float,
+    rate: float,
+    log: Path,
+    warmup_s: float = 0.0,
 ) -> LatencyLevel:
-    """One worker on a fresh prefix, fed `records` at `rate` events/s."""
+    """One worker on a fresh prefix, fed `records` at `rate` events/s; the events of the
+    first `warmup_s` are not measured."""
     settings = services.fresh(
         f"lat{round(share * 100)}",
         configs={
@@ -142,13 +182,14 @@ def measure(
         },
     )
     tracker = ScoreTracker()
+    vitals = settings.topic(topics.VITALS)
     with running(settings, 1, log) as (worker,):
-        seconds = asyncio.run(
-            _send_and_follow(services.bootstrap, settings, records, rate, tracker)
+        seconds, warmed = asyncio.run(
+            _send_and_follow(services.bootstrap, settings, records, rate, tracker, worker, warmup_s)
         )
-        batches = worker.batches(settings.topic(topics.VITALS)).as_dict()
-        in_worker = worker.latency_quantiles(settings.topic(topics.VITALS), (0.5, 0.99))
-    return _summary(tracker, share, rate, seconds, len(records), batches, in_worker)
+        batches = worker.batches(vitals).as_dict()
+        in_worker = worker.latency_quantiles(vitals, (0.5, 0.99), since=warmed)
+    return _summary(tracker, share, rate, seconds, warmup_s, batches, in_worker)
 
 
 def _summary(
@@ -156,27 +197,33 @@ def _summary(
     share: float,
     rate: float,
     seconds: float,
-    sent: int,
+    warmup_s: float,
     batches: dict[str, float],
     in_worker: list[float],
 ) -> LatencyLevel:
     pairs = np.array(sorted(tracker.latencies) or [(np.nan, np.nan)])
-    lat, quarter = pairs[:, 1], max(1, len(pairs) // 4)
+    warm = pairs[:, 0] < tracker.measured_from
+    lat = pairs[~warm, 1] if (~warm).any() else np.array([np.nan])
+    cold = pairs[warm, 1] if warm.any() else np.array([np.nan])
+    quarter = max(1, len(lat) // 4)
     p50, p95, p99 = np.percentile(lat, [50, 95, 99])
     return LatencyLevel(
         share=share,
         rate=rate,
         seconds=seconds,
-        sent=sent,
-        scored_events=len(tracker.latencies),
+        warmup_s=warmup_s,
+        sent=tracker.sent_measured,
+        scored_events=len(lat) if (~warm).any() else 0,
         unscored_events=tracker.unscored(),
-        scores=tracker.scores,
+        scores=tracker.scores_measured,
         p50_ms=float(p50),
         p95_ms=float(p95),
         p99_ms=float(p99),
         max_ms=float(lat.max()),
         worker_p50_ms=1000 * in_worker[0],
         worker_p99_ms=1000 * in_worker[1],
+        warmup_p50_ms=float(np.percentile(cold, 50)),
+        warmup_p99_ms=float(np.percentile(cold, 99)),
         p50_first_quarter_ms=float(np.median(lat[:quarter])),
         p50_last_quarter_ms=float(np.median(lat[-quarter:])),
         vitals_model=tracker.model_versions.get("vitals"),

@@ -117,17 +117,20 @@ def _unscored(level: dict[str, Any]) -> str:
 def latency_table(result: dict[str, Any]) -> list[str]:
     lines = [
         "| load | events/s | events | p50 ms | p95 ms | p99 ms | max ms "
-        "| p50 first → last quarter | from broker append, p50 / p99 ms | worker batches |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| p50 first → last quarter | from broker append, p50 / p99 ms "
+        "| warm-up p50 / p99 ms | worker batches |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for lv in result.get("latency", {}).get("levels", []):
         in_worker = (lv.get("worker_p50_ms", math.nan), lv.get("worker_p99_ms", math.nan))
+        warmup = (lv.get("warmup_p50_ms", math.nan), lv.get("warmup_p99_ms", math.nan))
         lines.append(
             f"| {lv['share']:.0%} | {_n(lv['rate'])} | {_n(lv['sent'])}{_unscored(lv)} "
             f"| {_ms(lv['p50_ms'])} "
             f"| {_ms(lv['p95_ms'])} | {_ms(lv['p99_ms'])} | {_ms(lv['max_ms'])} "
             f"| {_ms(lv['p50_first_quarter_ms'])} → {_ms(lv['p50_last_quarter_ms'])} "
             f"| {_ms(in_worker[0])} / {_ms(in_worker[1])} "
+            f"| {_ms(warmup[0])} / {_ms(warmup[1])} "
             f"| {lv['sent'] / max(lv['scores'], 1):.1f} events per score, "
             f"{_batch_note(lv['batches'])} |"
         )

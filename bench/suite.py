@@ -53,6 +53,8 @@ class Plan:
     workers: tuple[int, ...] = (1, 2)
     latency_shares: tuple[float, ...] = (0.25, 0.5, 0.9)
     latency_seconds: float = 25.0
+    latency_warmup_s: float = 5.0
+    """Fed at each level's rate before its measured seconds (bench/latency.py)."""
     memory_patients: int = 200
     rss_wards: tuple[int, ...] = (1_000, 10_000)
     rss_events_per_patient: int = 2
@@ -63,6 +65,7 @@ QUICK = Plan(
     events=4_000,
     patients=100,
     latency_seconds=6.0,
+    latency_warmup_s=2.0,
     memory_patients=20,
     rss_wards=(100, 1_000),
     replays=((10, 24.0), (100, 1.0)),
@@ -117,10 +120,12 @@ def run_latency(svc: Services, plan: Plan, max_rate: float, log: Path) -> dict[s
     levels = []
     for share in plan.latency_shares:
         rate = share * max_rate
-        records = ward_events(plan.patients, round(rate * plan.latency_seconds), seed=2)
-        level = latency.measure(svc, records, share, rate, log)
+        seconds = plan.latency_warmup_s + plan.latency_seconds
+        records = ward_events(plan.patients, round(rate * seconds), seed=2)
+        level = latency.measure(svc, records, share, rate, log, plan.latency_warmup_s)
         _say(f"latency at {share:.0%} ({rate:,.0f}/s): p50 {level.p50_ms:.0f} ms, "
-             f"p99 {level.p99_ms:.0f} ms, {level.unscored_events} unscored")  # fmt: skip
+             f"p99 {level.p99_ms:.0f} ms (warm-up p99 {level.warmup_p99_ms:.0f} ms), "
+             f"{level.unscored_events} unscored")  # fmt: skip
         levels.append(asdict(level))
     return {"max_rate_events_per_s": max_rate, "workers": 1, "levels": levels}
 

@@ -78,18 +78,28 @@ class Worker:
         seconds = self.sample("vigil_batch_processing_seconds_sum", topic, text)
         return Batches(int(count), int(events), seconds)
 
-    def latency_quantiles(self, topic: str, qs: tuple[float, ...]) -> list[float]:
-        """Quantiles (s) of `vigil_event_latency_seconds` (a record's Kafka timestamp to its
-        score acknowledged), interpolated inside the histogram's buckets as Prometheus's
-        `histogram_quantile` does (prometheus_client parses, but has no quantile of a
-        histogram); NaN before any observation."""
-        buckets = [
+    def latency_buckets(self, topic: str) -> list[tuple[float, float]]:
+        """`vigil_event_latency_seconds` of `topic` so far: (upper edge, cumulative count)."""
+        return [
             (float(sample.labels["le"]), sample.value)
             for family in text_string_to_metric_families(self.metrics())
             if family.name == "vigil_event_latency_seconds"
             for sample in family.samples
             if sample.name.endswith("_bucket") and sample.labels["topic"] == topic
         ]
+
+    def latency_quantiles(
+        self, topic: str, qs: tuple[float, ...], since: list[tuple[float, float]] | None = None
+    ) -> list[float]:
+        """Quantiles (s) of `vigil_event_latency_seconds` (a record's Kafka timestamp to its
+        score acknowledged), of the observations after `since` (an earlier
+        `latency_buckets`) when given, interpolated inside the histogram's buckets as
+        Prometheus's `histogram_quantile` does (prometheus_client parses, but has no
+        quantile of a histogram); NaN before any observation."""
+        buckets = self.latency_buckets(topic)
+        if since:
+            before = dict(since)
+            buckets = [(edge, count - before.get(edge, 0.0)) for edge, count in buckets]
         total = buckets[-1][1] if buckets else 0.0
         out = []
         for q in qs:
