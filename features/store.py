@@ -7,6 +7,7 @@ server-side; all patients of a batch share one pipeline. Key layout: KEYS.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 import numpy as np
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from features.news2 import News2Inputs
 from features.samples import VitalsSample
@@ -39,6 +43,10 @@ class PatientKeys:
     @property
     def meta(self) -> str:
         return self._key("meta:v2")
+
+    @property
+    def blocks(self) -> str:
+        return self._key("blocks:v2")
 
     @property
     def risk(self) -> str:
@@ -141,6 +149,26 @@ class FeatureStore:
         self._set_modality = client.register_script((lua / "set_modality.lua").read_text())
         self._save_score = client.register_script((lua / "save_score.lua").read_text())
 
+    async def _pipelined(self, script: AsyncScript, fill: Callable[[Pipeline], None]) -> list[Any]:
+        """One round trip of the commands `fill` queues, which call `script` by its SHA.
+
+        redis-py's own script calls in a pipeline ask Redis whether the script is loaded
+        (SCRIPT EXISTS) before every pipeline: a second round trip, which held back the
+        request of each batch until its reply had come. Here the script is loaded only
+        when Redis says it lacks it (a restart or SCRIPT FLUSH), and the pipeline runs
+        again: every call of `script` failed then, and every script and command is
+        idempotent."""
+        for attempt in (1, 2):
+            async with self.client.pipeline(transaction=False) as pipe:
+                fill(pipe)
+                try:
+                    return await pipe.execute()
+                except NoScriptError:
+                    if attempt == 2:
+                        raise
+            script.sha = await self.client.script_load(script.script)
+        raise AssertionError("unreachable")
+
     @property
     def patients_index(self) -> str:
         """Patients by latest fused risk: the one key outside a patient's hash slot."""
@@ -153,18 +181,17 @@ class FeatureStore:
         self, batch: dict[str, list[VitalsSample]]
     ) -> dict[str, PatientFeatures]:
         """Apply each patient's samples (in arrival order); one pipelined round trip."""
-        async with self.client.pipeline(transaction=False) as pipe:
+        sha = self._update.sha
+
+        def fill(pipe: Pipeline) -> None:
             for patient_id, samples in batch.items():
-                keys = self.keys(patient_id)
+                k = self.keys(patient_id)
                 args: list[str | int | bytes] = [self.ttl_ms, self.lookback_us, len(samples)]
                 for s in samples:
                     args += [s.event_id, s.observed_us, s.packed()]
-                await self._update(
-                    keys=[keys.samples, keys.ids, keys.meta, keys.alert, keys.modal],
-                    args=args,
-                    client=pipe,
-                )
-            replies = await pipe.execute()
+                pipe.evalsha(sha, 6, k.samples, k.ids, k.meta, k.alert, k.modal, k.blocks, *args)
+
+        replies = await self._pipelined(self._update, fill)
         return {
             patient_id: _parse(patient_id, reply)
             for patient_id, reply in zip(batch, replies, strict=True)
@@ -184,18 +211,22 @@ class FeatureStore:
         """(patient, modality, observed at us, ModalityScore JSON): keep each only if it is
         newer than the stored one, so a late or redelivered note never replaces a newer
         score. Returns whether each was stored."""
-        async with self.client.pipeline(transaction=False) as pipe:
+        sha = self._set_modality.sha
+
+        def fill(pipe: Pipeline) -> None:
             for pid, modality, at_us, raw in scores:
-                args = [modality, at_us, raw, self.ttl_ms]
-                await self._set_modality(keys=[self.keys(pid).modal], args=args, client=pipe)
-            return [bool(r) for r in await pipe.execute()]
+                pipe.evalsha(sha, 1, self.keys(pid).modal, modality, at_us, raw, self.ttl_ms)
+
+        return [bool(r) for r in await self._pipelined(self._set_modality, fill)]
 
     async def save_scores(self, updates: list[ScoreUpdate]) -> None:
         """Latest score, features, 24 h history and alert state (with any alerts still to
         publish) per patient: the alert decision is stored with the score it came from."""
-        async with self.client.pipeline(transaction=False) as pipe:
+        sha = self._save_score.sha
+
+        def fill(pipe: Pipeline) -> None:
             for u in updates:
-                keys = self.keys(u.patient_id)
+                k = self.keys(u.patient_id)
                 args = [
                     self.ttl_ms,
                     u.risk_json,
@@ -206,12 +237,11 @@ class FeatureStore:
                 ]
                 if u.alert_outbox is not None:
                     args.append(u.alert_outbox)
-                await self._save_score(
-                    keys=[keys.risk, keys.history, keys.alert], args=args, client=pipe
-                )
+                pipe.evalsha(sha, 3, k.risk, k.history, k.alert, *args)
             if updates:
                 pipe.zadd(self.patients_index, {u.patient_id: u.fused for u in updates})
-            await pipe.execute()
+
+        await self._pipelined(self._save_score, fill)
 
     @property
     def alerts_index(self) -> str:

@@ -9,6 +9,7 @@
 --                        same round trip; written by FeatureStore.save_scores)
 -- KEYS[5] modal hash     notes, imaging: latest score of each other modality (read only
 --                        here, so fusion sees them in the same round trip)
+-- KEYS[6] blocks hash    clock hour -> each vital's min and max over that hour's samples
 -- ARGV[1] ttl in ms, ARGV[2] NEWS2 look-back in us, ARGV[3] number of events,
 -- then per event: event_id, observed_at (us, integer string), packed values.
 --
@@ -28,9 +29,11 @@
 -- read about once per window over its life). A window is rescanned when its anchor
 -- (below) leaves it, or after as many removals as it holds samples (which bounds the
 -- rounding the running sums gather); when a sample leaving it held a vital's min or max,
--- only that vital's extremes are read back.
+-- only that vital's extremes are read back: from the samples of the 1 h window, and for
+-- the 6 h and 24 h windows from the hour blocks wholly inside them plus the samples of
+-- their oldest, partly expired hour (reading a day of samples was a quarter of a call).
 
-local samples_key, ids_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
+local samples_key, ids_key, meta_key, blocks_key = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local ttl_ms = ARGV[1]
 local lookback = tonumber(ARGV[2])
 local n_events = tonumber(ARGV[3])
@@ -84,7 +87,7 @@ end
 -- then per vital, AT_LATEST + v: samples at the vital's latest observed_at; last, the
 -- `accepted` counter they were written with (code that keeps no sums, layout 2.1, adds
 -- samples without them: a count that moved since means rebuild).
-local SUMS_VERSION = 1
+local SUMS_VERSION = 2 -- 2: the hour blocks are kept too (layout 2.3)
 local STATS_AT = 7
 local AT_LATEST = STATS_AT + 3 * N_VITALS * 10
 local SUMS_SIZE = AT_LATEST + N_VITALS + 1
@@ -151,6 +154,49 @@ if as_of and meta[3] and #meta[3] == 8 * SUMS_SIZE then
   S[SUMS_SIZE + 1] = nil -- struct.unpack's next position
   have_sums = S[1] == SUMS_VERSION and S[SUMS_SIZE] == old_accepted
 end
+-- Hour blocks (KEYS[6]): per clock hour of observed_at, each vital's min and max over
+-- every sample of that hour accepted (written by hand for the same reason as the sums).
+-- A block wholly inside a window holds all its samples still, so a window's extremes are
+-- its whole blocks' and those of the samples of its oldest hour. Cached for the call.
+local BLOCK_FORMAT = '<' .. string.rep('d', 2 * N_VITALS)
+local blocks, blocks_changed = {}, {}
+local rebuilding = not have_sums
+
+local function block_of(t)
+  return math.floor(t / HOUR)
+end
+
+local function block(b)
+  local v = blocks[b]
+  if v == nil then
+    local raw = not rebuilding and redis.call('HGET', blocks_key, string.format('%d', b))
+    if raw then
+      v = {struct_unpack(BLOCK_FORMAT, raw)}
+      v[2 * N_VITALS + 1] = nil -- struct.unpack's next position
+    else
+      v = {}
+      for i = 1, 2 * N_VITALS do v[i] = NAN end
+    end
+    blocks[b] = v
+  end
+  return v
+end
+
+-- A sample's vitals (v[1..8], nil where absent) into its hour's block.
+local function block_add(t, v)
+  local b = block_of(t)
+  local m = block(b)
+  for f = 1, N_VITALS do
+    local y = v[f]
+    if y ~= nil then
+      -- an empty slot is NaN, which compares false
+      if not (m[f] <= y) then m[f] = y end
+      if not (m[N_VITALS + f] >= y) then m[N_VITALS + f] = y end
+    end
+  end
+  blocks_changed[b] = true
+end
+
 -- Latest sample per field: time, event id, member.
 local latest_t, latest_e, latest_m, latest_changed = {}, {}, {}, {}
 if have_sums then
@@ -239,6 +285,7 @@ if have_sums then
     local member = new[k]
     local t, v = decode(member)
     note_latest(member, t, string.sub(member, PACKED + 1), v)
+    block_add(t, v)
     for w = 1, 3 do
       if t > old_as_of - WINDOWS[w] then move(w, member, 1) end
     end
@@ -263,6 +310,16 @@ if have_sums then
       end
     end
     redis.call('ZREMRANGEBYSCORE', samples_key, '-inf', cutoff)
+    -- Blocks that left the day (one more is kept: the hour of the cutoff). Blocks exist
+    -- only from the old cutoff's hour to the old as_of's, so this is at most 26 fields.
+    local gone_blocks = {}
+    for b = block_of(old_as_of - DAY), math.min(block_of(as_of - DAY) - 1, block_of(old_as_of)) do
+      gone_blocks[#gone_blocks + 1] = string.format('%d', b)
+      blocks[b], blocks_changed[b] = nil, nil
+    end
+    if #gone_blocks > 0 then
+      redis.call('HDEL', blocks_key, unpack(gone_blocks))
+    end
   end
 else
   -- A new patient, or state written before the running sums (KEYS.md 2.1): build them
@@ -274,6 +331,7 @@ else
     end
     redis.call('ZREMRANGEBYSCORE', samples_key, '-inf', cutoff)
   end
+  redis.call('DEL', blocks_key) -- rebuilt below from the samples kept
   S = {SUMS_VERSION}
   for i = 2, SUMS_SIZE do S[i] = 0 end
   rescan = {true, true, true}
@@ -306,6 +364,7 @@ if widest then
     if not have_sums then
       local _, v = decode(member)
       note_latest(member, t, string.sub(member, PACKED + 1), v)
+      block_add(t, v)
     end
     for w = 1, widest do
       if rescan[w] and t > as_of - WINDOWS[w] then move(w, member, 1) end
@@ -314,10 +373,31 @@ if widest then
 end
 
 -- An extreme that left a window not rescanned: the min and max of that vital alone,
--- reading its one double from each sample of the window.
+-- reading its one double from each sample of the 1 h window; of a wider window, from the
+-- samples of its oldest hour and the blocks of the hours after it.
 for w = 1, 3 do
   if not rescan[w] and next(lost[w]) then
-    local rows = redis.call('ZRANGEBYSCORE', samples_key, '(' .. us(as_of - WINDOWS[w]), '+inf')
+    local edge = as_of - WINDOWS[w]
+    local rows, whole = nil, {}
+    if w == 1 then
+      rows = redis.call('ZRANGEBYSCORE', samples_key, '(' .. us(edge), '+inf')
+    else
+      local first = block_of(edge)
+      rows = redis.call('ZRANGEBYSCORE', samples_key, '(' .. us(edge), '(' .. us((first + 1) * HOUR))
+      local fields, numbers = {}, {}
+      for b = first + 1, block_of(as_of) do
+        if blocks[b] then
+          whole[#whole + 1] = blocks[b]
+        else
+          fields[#fields + 1] = string.format('%d', b)
+        end
+      end
+      if #fields > 0 then
+        for _, raw in ipairs(redis.call('HMGET', blocks_key, unpack(fields))) do
+          if raw then whole[#whole + 1] = raw end
+        end
+      end
+    end
     for f in pairs(lost[w]) do
       local b = stat(w, f)
       if S[b + 1] > 0 then
@@ -328,6 +408,18 @@ for w = 1, 3 do
             if y < lo then lo = y end
             if y > hi then hi = y end
           end
+        end
+        for k = 1, #whole do
+          local m, y, z = whole[k], nil, nil
+          if type(m) == 'string' then
+            y = struct_unpack('<d', m, 1 + 8 * (f - 1))
+            z = struct_unpack('<d', m, 1 + 8 * (N_VITALS + f - 1))
+          else
+            y, z = m[f], m[N_VITALS + f]
+          end
+          -- NaN (no value that hour) fails both comparisons
+          if y < lo then lo = y end
+          if z > hi then hi = z end
         end
         S[b + 7], S[b + 8] = lo, hi
       end
@@ -356,6 +448,15 @@ if accepted > 0 or not have_sums then
     redis.call('HDEL', meta_key, unpack(cleared))
   end
   redis.call('HINCRBY', meta_key, 'accepted', accepted)
+  local changed = {}
+  for b in pairs(blocks_changed) do
+    changed[#changed + 1] = string.format('%d', b)
+    changed[#changed + 1] = struct.pack(BLOCK_FORMAT, unpack(blocks[b]))
+  end
+  if #changed > 0 then
+    redis.call('HSET', blocks_key, unpack(changed))
+  end
+  redis.call('PEXPIRE', blocks_key, ttl_ms)
 end
 if duplicates > 0 then
   redis.call('HINCRBY', meta_key, 'duplicates', duplicates)

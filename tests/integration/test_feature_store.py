@@ -146,7 +146,8 @@ def _monitored_days(days: int, seed: int) -> list[VitalsSample]:
 def test_days_of_monitoring_stay_equal_to_reference_every_hour(services) -> None:
     """Three days of 1/min monitoring, a few events per call as they arrive, some late by
     up to 90 minutes and some redelivered: the running windows equal the reference after
-    every hour, across window rescans and extremes read back."""
+    every hour, across window rescans and extremes read back (from the hour blocks too,
+    which are trimmed with the day)."""
     log = _monitored_days(3, seed=11)
     rng = random.Random(12)
     arrivals = sorted(
@@ -169,6 +170,9 @@ def test_days_of_monitoring_stay_equal_to_reference_every_hour(services) -> None
                 pf = (await store.apply_vitals({"p": batch}))["p"]
                 if len(delivered) // 60 != (len(delivered) - len(batch)) // 60:
                     assert_matches_reference(pf, delivered)
+                    # the hour blocks leave with the day: its 24 h, the cutoff's hour and
+                    # the hour of as_of, which may have begun
+                    assert await client.hlen(store.keys("p").blocks) <= 26
             assert_matches_reference(pf, delivered)
         finally:
             await client.aclose()
@@ -369,3 +373,35 @@ def test_a_saved_score_reads_back_with_its_features_old_layout_included(services
     assert saved["features"]["hr_mean_24h"] is None
     assert list(saved["features"]) == list(FEATURE_NAMES)
     assert written_before["features"] == {"hr_mean_1h": 70.0}
+
+
+@pytest.mark.services
+def test_scripts_flushed_from_redis_are_loaded_again_and_run_once(services) -> None:
+    """A Redis that lost its scripts (restart, SCRIPT FLUSH) gets them again on the next
+    call, whose pipeline then runs once more: nothing is applied twice."""
+    patient = f"f-{uuid.uuid4().hex[:8]}"
+    values = np.full(len(FEATURE_NAMES), np.nan)
+    update = ScoreUpdate(patient, 0.3, 1_000, b'{"patient_id": "p"}', values, b"{}", None)
+
+    async def run() -> tuple[PatientFeatures, PatientFeatures, list[bool], dict | None]:
+        client = aioredis.Redis.from_url(services.redis_url)
+        try:
+            store = FeatureStore(client, f"vigil:flush-{uuid.uuid4().hex[:6]}:")
+            await client.script_flush()
+            first = await store.apply_vitals({patient: [_sample("e1", 0, heart_rate=80.0)]})
+            await client.script_flush()
+            second = await store.apply_vitals({patient: [_sample("e2", 1, heart_rate=90.0)]})
+            await client.script_flush()
+            stored = await store.set_modality([(patient, "notes", 1_000, b'{"score": 0.5}')])
+            await client.script_flush()
+            await store.save_scores([update])
+            return first[patient], second[patient], stored, await store.patient(patient)
+        finally:
+            await client.aclose()
+
+    first, second, stored, saved = asyncio.run(run())
+    assert (first.accepted, first.duplicates) == (1, 0)
+    assert (second.accepted, second.duplicates, second.samples) == (1, 0, 2)
+    assert second.features["hr_last_1h"] == 90.0
+    assert stored == [True]
+    assert saved is not None and saved["risk"] == {"patient_id": "p"}
