@@ -10,7 +10,8 @@ picks the vitals model (without one they score with the NEWS2 fallback). Stages:
   writes, Vigil's Lua alone;
 - throughput: sustained events/s of 1 and 2 workers in one group, ratios to bare Faust and
   to Faust with a worker's I/O;
-- latency: send → score p50/p95/p99 at 25, 50 and 90 % of the 1-worker sustained rate;
+- latency: send → score p50/p95/p99 at 25, 50 and 90 % of the 1-worker sustained rate,
+  after 5 s at that rate (the warm-up, reported apart);
 - memory: Redis bytes per patient after a day of 1/min vitals; worker RSS by ward size;
 - replay: `vigil rebuild-features` on scaled-down wards, extrapolated to 1,000 beds x 24 h.
 
