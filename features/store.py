@@ -166,7 +166,7 @@ class FeatureStore:
                 except NoScriptError:
                     if attempt == 2:
                         raise
-            script.sha = await self.client.script_load(script.script)
+            await self.client.script_load(script.script)  # the same SHA: it is the text's
         raise AssertionError("unreachable")
 
     @property
