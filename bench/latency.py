@@ -147,10 +147,10 @@ async def _send_and_follow(
         await asyncio.sleep(warmup_s)
         return await asyncio.to_thread(worker.latency_buckets, vitals)
 
+    tracker.measured_from = time.time() + warmup_s
+    started = time.monotonic()
+    warmed = asyncio.create_task(histogram_after_warmup())
     try:
-        tracker.measured_from = time.time() + warmup_s
-        started = time.monotonic()
-        warmed = asyncio.create_task(histogram_after_warmup())
         await paced_send(bootstrap, vitals, records, rate, tracker.sent)
         seconds = time.monotonic() - started
         deadline = time.monotonic() + SETTLE_S
@@ -161,7 +161,8 @@ async def _send_and_follow(
         return seconds, await warmed
     finally:
         follower.cancel()
-        await asyncio.gather(follower, return_exceptions=True)
+        warmed.cancel()
+        await asyncio.gather(follower, warmed, return_exceptions=True)
 
 
 def measure(
@@ -201,9 +202,10 @@ def _summary(
     batches: dict[str, float],
     in_worker: list[float],
 ) -> LatencyLevel:
-    pairs = np.array(sorted(tracker.latencies) or [(np.nan, np.nan)])
+    pairs = np.array(sorted(tracker.latencies)).reshape(-1, 2)
     warm = pairs[:, 0] < tracker.measured_from
-    lat = pairs[~warm, 1] if (~warm).any() else np.array([np.nan])
+    measured = pairs[~warm, 1]
+    lat = measured if len(measured) else np.array([np.nan])
     cold = pairs[warm, 1] if warm.any() else np.array([np.nan])
     quarter = max(1, len(lat) // 4)
     p50, p95, p99 = np.percentile(lat, [50, 95, 99])
@@ -213,7 +215,7 @@ def _summary(
         seconds=seconds,
         warmup_s=warmup_s,
         sent=tracker.sent_measured,
-        scored_events=len(lat) if (~warm).any() else 0,
+        scored_events=len(measured),
         unscored_events=tracker.unscored(),
         scores=tracker.scores_measured,
         p50_ms=float(p50),

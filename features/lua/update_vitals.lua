@@ -160,7 +160,6 @@ end
 -- its whole blocks' and those of the samples of its oldest hour. Cached for the call.
 local BLOCK_FORMAT = '<' .. string.rep('d', 2 * N_VITALS)
 local blocks, blocks_changed = {}, {}
-local rebuilding = not have_sums
 
 local function block_of(t)
   return math.floor(t / HOUR)
@@ -169,7 +168,7 @@ end
 local function block(b)
   local v = blocks[b]
   if v == nil then
-    local raw = not rebuilding and redis.call('HGET', blocks_key, string.format('%d', b))
+    local raw = have_sums and redis.call('HGET', blocks_key, string.format('%d', b))
     if raw then
       v = {struct_unpack(BLOCK_FORMAT, raw)}
       v[2 * N_VITALS + 1] = nil -- struct.unpack's next position
