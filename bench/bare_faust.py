@@ -24,9 +24,9 @@ from collections.abc import Sequence
 
 import faust
 import orjson
-import redis.asyncio as aioredis
 from faust.types import EventT
 
+from features.client import connect
 from features.windows import FEATURE_NAMES
 from streams.app import Outbound
 from streams.intake import run_batches
@@ -45,7 +45,7 @@ class WorkerIO:
 
     def __init__(self, settings: Settings, sink: str) -> None:
         self.sink, self.prefix = sink, f"{settings.redis_namespace}io:"
-        self.redis = aioredis.Redis.from_url(settings.redis_url)
+        self.redis = connect(settings.redis_url)
         self.outbound = Outbound(settings)
         self.features, self.score = b"f" * FEATURE_BYTES, b"s" * SCORE_BYTES
 

@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.feed import Record
+from features.client import connect
 from features.samples import VitalsSample
 from features.store import FeatureStore
 from streams import topics
@@ -141,7 +142,7 @@ Writer = Callable[[Batch], Awaitable[object]]
 async def _timed(
     redis_url: str, writer: Callable[[aioredis.Redis], Writer], batches: list[Batch]
 ) -> RedisRun:
-    client = aioredis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     write = writer(client)
     try:
         server, cpu, started = await server_cpu(client), time.process_time(), time.perf_counter()

@@ -28,6 +28,7 @@ from bench.ceilings import Batch, server_cpu
 from bench.feed import Record, produce, renamed_patients, ward_hours
 from bench.services import Services
 from bench.workers import running, wait_batches_done, wait_consumed
+from features.client import connect
 from features.samples import VitalsSample, from_us
 from features.store import FeatureStore, PatientFeatures, ScoreUpdate
 from features.windows import HOUR_US
@@ -201,7 +202,7 @@ async def _redis_day(services: Services, patients: int) -> RedisMemory:
     times: dict[str, list[int]] = defaultdict(list)
     for pid, s in sorted(samples, key=lambda ps: ps[1].observed_us):
         times[pid].append(s.observed_us)
-    client = aioredis.Redis.from_url(services.redis_url)
+    client = connect(services.redis_url)
     store = _store(client, settings)
     features: dict[str, PatientFeatures] = {}
     try:

@@ -32,7 +32,6 @@ from typing import Any, NoReturn, Protocol
 import faust
 import mode
 import orjson
-import redis.asyncio as aioredis
 import torch
 from aiokafka import AIOKafkaClient, AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -40,6 +39,7 @@ from faust.types import TP, EventT
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from features.client import connect
 from features.samples import to_us
 from features.store import FeatureStore
 from streams import topics
@@ -157,7 +157,7 @@ class Worker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.redis = aioredis.Redis.from_url(settings.redis_url, health_check_interval=10)
+        self.redis = connect(settings.redis_url, health_check_interval=10)
         self.store = FeatureStore(
             self.redis,
             settings.redis_namespace,

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from features.client import connect
 from features.samples import VitalsSample
 from features.store import FeatureStore
 from streams import topics
@@ -48,7 +48,7 @@ def _partitions(settings: Settings, topic: str) -> set[int]:
 
 async def rebuild_features(settings: Settings, batch_max: int = 5000) -> RebuildReport:
     topic = settings.topic(topics.VITALS)
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = connect(settings.redis_url)
     store = FeatureStore(
         client,
         settings.redis_namespace,

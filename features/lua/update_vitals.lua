@@ -29,9 +29,9 @@
 -- read about once per window over its life). A window is rescanned when its anchor
 -- (below) leaves it, or after as many removals as it holds samples (which bounds the
 -- rounding the running sums gather); when a sample leaving it held a vital's min or max,
--- only that vital's extremes are read back: from the samples of the 1 h window, and for
--- the 6 h and 24 h windows from the hour blocks wholly inside them plus the samples of
--- their oldest, partly expired hour (reading a day of samples was a quarter of a call).
+-- only that vital's extremes are read back: from the hour blocks wholly inside the window
+-- plus the samples of its oldest, partly expired hour (reading a day of samples was a
+-- quarter of a call).
 
 local samples_key, ids_key, meta_key, blocks_key = KEYS[1], KEYS[2], KEYS[3], KEYS[6]
 local ttl_ms = ARGV[1]
@@ -233,13 +233,17 @@ for i = 0, n_events - 1 do
   local eid = ARGV[4 + 3 * i]
   local ts_raw = ARGV[5 + 3 * i]
   local ts = tonumber(ts_raw)
-  if redis.call('HEXISTS', ids_key, eid) == 1 then
+  if as_of and ts <= as_of - DAY then
+    -- a redelivery of a sample since expired is still a duplicate
+    if redis.call('HEXISTS', ids_key, eid) == 1 then
+      duplicates = duplicates + 1
+    else
+      dropped = dropped + 1
+    end
+  elseif redis.call('HSETNX', ids_key, eid, ts_raw) == 0 then
     duplicates = duplicates + 1
-  elseif as_of and ts <= as_of - DAY then
-    dropped = dropped + 1
   else
     local member = ARGV[6 + 3 * i] .. eid
-    redis.call('HSET', ids_key, eid, ts_raw)
     redis.call('ZADD', samples_key, ts_raw, member)
     accepted = accepted + 1
     new[accepted] = member
@@ -258,14 +262,11 @@ local cutoff = us(as_of - DAY)
 -- lost[w][f]: the min or max of vital f left window w with a removed sample.
 local lost = {{}, {}, {}}
 
--- Each sample's vitals into (sign > 0) or out of window w.
-local function move(w, member, sign)
-  local t, v1, v2, v3, v4, v5, v6, v7, v8 = struct_unpack(FORMAT, member)
-  local vals = {v1, v2, v3, v4, v5, v6, v7, v8}
+-- A sample's vitals (t, v as decoded) into (sign > 0) or out of window w.
+local function move(w, t, v, sign)
   for f = 1, N_VITALS do
-    local y = vals[f]
-    -- NaN (absent) is the only value not equal to itself
-    if y == y then
+    local y = v[f]
+    if y ~= nil then
       if sign > 0 then
         add(stat(w, f), t, y)
       elseif remove(stat(w, f), t, y) then
@@ -286,7 +287,7 @@ if have_sums then
     note_latest(member, t, string.sub(member, PACKED + 1), v)
     block_add(t, v)
     for w = 1, 3 do
-      if t > old_as_of - WINDOWS[w] then move(w, member, 1) end
+      if t > old_as_of - WINDOWS[w] then move(w, t, v, 1) end
     end
   end
   if as_of > old_as_of then
@@ -295,7 +296,8 @@ if have_sums then
       local gone = redis.call('ZRANGEBYSCORE', samples_key, '(' .. us(old_as_of - WINDOWS[w]),
         us(as_of - WINDOWS[w]))
       for _, member in ipairs(gone) do
-        move(w, member, -1)
+        local t, v = decode(member)
+        move(w, t, v, -1)
         if w == 3 then
           redis.call('HDEL', ids_key, string.sub(member, PACKED + 1))
         end
@@ -359,42 +361,37 @@ if widest then
   local rows = redis.call('ZREVRANGEBYSCORE', samples_key, '+inf',
     '(' .. us(as_of - WINDOWS[widest]))
   for _, member in ipairs(rows) do
-    local t = struct_unpack('<d', member)
+    local t, v = decode(member)
     if not have_sums then
-      local _, v = decode(member)
       note_latest(member, t, string.sub(member, PACKED + 1), v)
       block_add(t, v)
     end
     for w = 1, widest do
-      if rescan[w] and t > as_of - WINDOWS[w] then move(w, member, 1) end
+      if rescan[w] and t > as_of - WINDOWS[w] then move(w, t, v, 1) end
     end
   end
 end
 
--- An extreme that left a window not rescanned: the min and max of that vital alone,
--- reading its one double from each sample of the 1 h window; of a wider window, from the
--- samples of its oldest hour and the blocks of the hours after it.
+-- An extreme that left a window not rescanned: the min and max of that vital alone, from
+-- the samples of the window's oldest hour (one double each) and the blocks of the hours
+-- after it (the newest one included: it holds no sample after as_of).
 for w = 1, 3 do
   if not rescan[w] and next(lost[w]) then
     local edge = as_of - WINDOWS[w]
-    local rows, whole = nil, {}
-    if w == 1 then
-      rows = redis.call('ZRANGEBYSCORE', samples_key, '(' .. us(edge), '+inf')
-    else
-      local first = block_of(edge)
-      rows = redis.call('ZRANGEBYSCORE', samples_key, '(' .. us(edge), '(' .. us((first + 1) * HOUR))
-      local fields, numbers = {}, {}
-      for b = first + 1, block_of(as_of) do
-        if blocks[b] then
-          whole[#whole + 1] = blocks[b]
-        else
-          fields[#fields + 1] = string.format('%d', b)
-        end
+    local first = block_of(edge)
+    local rows = redis.call('ZRANGEBYSCORE', samples_key, '(' .. us(edge),
+      '(' .. us((first + 1) * HOUR))
+    local whole, fields = {}, {}
+    for b = first + 1, block_of(as_of) do
+      if blocks[b] then
+        whole[#whole + 1] = blocks[b]
+      else
+        fields[#fields + 1] = string.format('%d', b)
       end
-      if #fields > 0 then
-        for _, raw in ipairs(redis.call('HMGET', blocks_key, unpack(fields))) do
-          if raw then whole[#whole + 1] = raw end
-        end
+    end
+    if #fields > 0 then
+      for _, raw in ipairs(redis.call('HMGET', blocks_key, unpack(fields))) do
+        if raw then whole[#whole + 1] = raw end
       end
     end
     for f in pairs(lost[w]) do
@@ -430,7 +427,8 @@ end
 -- or only redeliveries) changed none of it.
 if accepted > 0 or not have_sums then
   S[SUMS_SIZE] = old_accepted + accepted
-  local fields = {'as_of', us(as_of), 'sums', struct.pack(SUMS_FORMAT, unpack(S))}
+  local fields = {'as_of', us(as_of), 'accepted', us(S[SUMS_SIZE]), 'sums',
+    struct.pack(SUMS_FORMAT, unpack(S))}
   local cleared = {}
   for _, f in ipairs(LATEST) do
     if latest_changed[f] then
@@ -446,7 +444,6 @@ if accepted > 0 or not have_sums then
   if #cleared > 0 then
     redis.call('HDEL', meta_key, unpack(cleared))
   end
-  redis.call('HINCRBY', meta_key, 'accepted', accepted)
   local changed = {}
   for b in pairs(blocks_changed) do
     changed[#changed + 1] = string.format('%d', b)

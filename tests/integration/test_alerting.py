@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-import redis.asyncio as aioredis
 
+from features.client import connect
 from features.store import FeatureStore
 from streams.alerts import AlertPolicy
 from streams.deadletters import RawRecord
@@ -107,7 +107,7 @@ def test_alert_decided_before_a_crash_is_republished_with_the_same_id(services, 
     ]
 
     async def run() -> tuple[list[dict], list[dict], list[dict]]:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = connect(services.redis_url)
         try:
             store = FeatureStore(client, f"vigil:crash-{uuid.uuid4().hex[:6]}:")
             models = ModelSet.from_settings(Settings(model_dir=tmp_path))

@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features import reference
+from features.client import connect
 from features.news2 import news2
 from features.samples import VitalsSample
 from features.store import FeatureStore, PatientFeatures, ScoreUpdate
@@ -54,7 +54,7 @@ def assert_matches_reference(pf: PatientFeatures, log: list[VitalsSample]) -> No
 
 def apply(redis_url: str, batches: list[list[VitalsSample]], patient: str) -> PatientFeatures:
     async def run() -> PatientFeatures:
-        client = aioredis.Redis.from_url(redis_url)
+        client = connect(redis_url)
         try:
             store = FeatureStore(client, f"vigil:test-{uuid.uuid4().hex[:6]}:")
             result = None
@@ -159,7 +159,7 @@ def test_days_of_monitoring_stay_equal_to_reference_every_hour(services) -> None
         order.insert(rng.randrange(len(order) + 1), again)
 
     async def run() -> None:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = connect(services.redis_url)
         try:
             store = FeatureStore(client, f"vigil:days-{uuid.uuid4().hex[:6]}:")
             delivered, i = [], 0
@@ -205,7 +205,7 @@ def test_state_written_before_the_running_sums_is_rebuilt(services, stale) -> No
     first, rest = log[: len(log) // 2], log[len(log) // 2 :]
 
     async def run() -> tuple[PatientFeatures, PatientFeatures]:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = connect(services.redis_url)
         try:
             store = FeatureStore(client, f"vigil:up-{uuid.uuid4().hex[:6]}:")
             for k in range(0, len(first), 30):
@@ -261,7 +261,7 @@ def test_a_read_or_a_redelivery_leaves_the_stored_state_as_it_was(services) -> N
     log = [_sample(f"e{i}", i * 7, heart_rate=60.0 + i, systolic_bp=120.0 - i) for i in range(40)]
 
     async def run() -> tuple[dict, dict, dict, PatientFeatures]:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = connect(services.redis_url)
         try:
             store = FeatureStore(client, f"vigil:same-{uuid.uuid4().hex[:6]}:")
             await store.apply_vitals({"p": log})
@@ -321,7 +321,7 @@ def test_modality_scores_keep_the_newest_and_ride_with_the_features(services) ->
     patient, no_vitals = f"m-{uuid.uuid4().hex[:8]}", f"n-{uuid.uuid4().hex[:8]}"
 
     async def run() -> tuple[list[bool], dict[str, PatientFeatures]]:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = connect(services.redis_url)
         try:
             store = FeatureStore(client, f"vigil:modal-{uuid.uuid4().hex[:6]}:")
             await store.apply_vitals({patient: [_sample("v1", 0, heart_rate=80.0)]})
@@ -354,7 +354,7 @@ def test_a_saved_score_reads_back_with_its_features_old_layout_included(services
     update = ScoreUpdate(patient, 0.3, 1_000, b'{"patient_id": "p"}', values, b"{}", None)
 
     async def run() -> tuple[dict | None, dict | None]:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = connect(services.redis_url)
         try:
             store = FeatureStore(client, f"vigil:saved-{uuid.uuid4().hex[:6]}:")
             await store.save_scores([update])
@@ -384,7 +384,7 @@ def test_scripts_flushed_from_redis_are_loaded_again_and_run_once(services) -> N
     update = ScoreUpdate(patient, 0.3, 1_000, b'{"patient_id": "p"}', values, b"{}", None)
 
     async def run() -> tuple[PatientFeatures, PatientFeatures, list[bool], dict | None]:
-        client = aioredis.Redis.from_url(services.redis_url)
+        client = connect(services.redis_url)
         try:
             store = FeatureStore(client, f"vigil:flush-{uuid.uuid4().hex[:6]}:")
             await client.script_flush()

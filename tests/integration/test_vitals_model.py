@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-import redis.asyncio as aioredis
 from kafka import KafkaProducer
 
+from features.client import connect
 from features.offline import feature_rows
 from features.store import FeatureStore, PatientFeatures
 from features.windows import FEATURE_NAMES
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.services
 
 
 async def _redis_features(redis_url: str, namespace: str, ids: list[str]) -> dict:
-    client = aioredis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     try:
         return await FeatureStore(client, namespace).read_features(ids)
     finally:
