@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import ssl
 import sys
 from typing import Any
 
+from streams import eager
 from streams.settings import Settings
 
 
@@ -80,6 +82,30 @@ def faust_transport(app: Any, settings: Settings) -> Any:
     class Consumer(driver.Consumer):
         def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+        async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
+            """For each fetched record Faust's fetch loop (`Consumer._drain_messages`)
+            awaits `wait_first(callback(message), self.suspend_flow.wait())`: four tasks
+            and an `asyncio.wait`, so that a rebalance that stops the flow can abandon a
+            record whose stream buffer is full. The callback is started here in the
+            fetch loop's own task instead (`streams.eager`); only when it has to wait
+            does Faust's race run, with the rest of it. While the flow is stopped, and for
+            every other caller, this is Faust's own."""
+            from mode.services import WaitResults
+
+            if (
+                len(coros) != 2
+                or timeout is not None
+                or not all(inspect.iscoroutine(c) for c in coros)
+                or self.suspend_flow.is_set()
+            ):
+                return await super().wait_first(*coros, timeout=timeout)
+            callback, suspended = coros
+            done, result = eager.start(callback)
+            if not done:
+                return await super().wait_first(result, suspended)
+            suspended.close()
+            return WaitResults([callback], [result], False)
 
     transport = type("Transport", (driver.Transport,), {"Consumer": Consumer})
     return transport(app.conf.broker_consumer, app)
