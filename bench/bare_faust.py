@@ -10,8 +10,9 @@ batch.
   Vigil's intake (`streams.intake.run_batches`) and, per batch, the worker's round trips
   with the worker's sizes: one pipelined Redis call that records each event id and reads
   back a feature vector per patient, one that stores a score per patient, and one record
-  per patient produced to SINK (idempotent, acks=all) with the acks awaited. What Vigil does beyond this agent is its own computation: validation,
-  the feature script, scoring, alert decisions and encoding.
+  per patient produced to SINK (idempotent, acks=all) with the acks awaited. What Vigil
+  does beyond this agent is its own computation: validation, the feature script,
+  scoring, alert decisions and encoding.
 """
 
 from __future__ import annotations

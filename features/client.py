@@ -4,8 +4,9 @@ redis-py's synchronous connections pack commands with hiredis when it is install
 asyncio connections always pack in Python. A worker's batch sends one feature-script call
 and one score-script call per patient: for 200 patients the Python packer took 3.8 ms of
 the worker's only thread per pipeline, hiredis 0.7 ms for identical bytes (BENCHMARKS.md,
-"Commands packed by hiredis"). Here the asyncio connection class of the URL's scheme (TCP,
-TLS or a Unix socket) gets redis-py's own hiredis packing.
+"Records handed over without a task each; commands packed by hiredis"). Here the asyncio
+connection class of the URL's scheme (TCP, TLS or a Unix socket) gets redis-py's own
+hiredis packing.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ for one coroutine, on 3.11).
 Faust's fetcher hands every fetched record to the stream through a coroutine that, while
 the stream's buffer has room, never waits; yet each one ran as a task of its own, raced
 against three more (`Consumer.wait_first`), which took 14 points of a worker's 73 % of a
-core at 2,669 events/s (BENCHMARKS.md, "Records handed over without a task each").
+core at 2,669 events/s (BENCHMARKS.md, "Records handed over without a task each;
+commands packed by hiredis").
 `streams.kafka`'s consumer starts the coroutine here and makes a task only of what is
 left once it waits. Written by hand: asyncio on 3.11 has no eager start.
 """
