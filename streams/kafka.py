@@ -69,6 +69,7 @@ def faust_transport(app: Any, settings: Settings) -> Any:
     live events/s where it fell behind with Faust's, for a backlog drain within the
     machine's noise of Faust's."""
     from faust.transport.drivers import aiokafka as driver
+    from mode.services import WaitResults
 
     class ConsumerThread(driver.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
@@ -91,8 +92,6 @@ def faust_transport(app: Any, settings: Settings) -> Any:
             fetch loop's own task instead (`streams.eager`); only when it has to wait
             does Faust's race run, with the rest of it. While the flow is stopped, and for
             every other caller, this is Faust's own."""
-            from mode.services import WaitResults
-
             if (
                 len(coros) != 2
                 or timeout is not None
