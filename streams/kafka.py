@@ -95,8 +95,8 @@ def faust_transport(app: Any, settings: Settings) -> Any:
             if (
                 len(coros) != 2
                 or timeout is not None
-                or not all(inspect.iscoroutine(c) for c in coros)
                 or self.suspend_flow.is_set()
+                or not (inspect.iscoroutine(coros[0]) and inspect.iscoroutine(coros[1]))
             ):
                 return await super().wait_first(*coros, timeout=timeout)
             callback, suspended = coros
