@@ -154,8 +154,7 @@ class Worker:
         launcher.stop_worker(self.proc)
 
 
-def spawn(settings: Settings, log: Path) -> Worker:
-    port = launcher.free_port()
+def spawn(settings: Settings, log: Path, port: int) -> Worker:
     env = {
         "VIGIL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "VIGIL_REDIS_URL": settings.redis_url,
@@ -195,7 +194,7 @@ def _holds(member: dict, topic: str) -> bool:
 @contextmanager
 def running(settings: Settings, count: int, log: Path) -> Iterator[list[Worker]]:
     """`count` workers in one consumer group, healthy and balanced; stopped on the way out."""
-    workers = [spawn(settings, log) for _ in range(count)]
+    workers = [spawn(settings, log, port) for port in launcher.free_ports(count)]
     try:
         for worker in workers:
             worker.wait_healthy()

@@ -8,6 +8,7 @@ and leave nothing behind. Used by `vigil dev up|down|status` and by the test fix
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,10 +41,20 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports. Each socket stays bound until all are picked:
+    the kernel may hand a just-closed port out again, and two workers started with the
+    same web port (`free_port()` twice) left one of them dead at start-up while the other
+    answered both health checks (a chaos test then waited on a group of none)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -245,7 +256,7 @@ def start_kafka(work: Path, timeout_s: float = 90.0) -> ServiceProcess:
     java = _java()
     data = work / "kafka"
     data.mkdir(parents=True, exist_ok=True)
-    port, controller_port = free_port(), free_port()
+    port, controller_port = free_ports(2)
     props = data / "server.properties"
     props.write_text(_kafka_properties(port, controller_port, data / "logs"))
     log = work / "kafka.log"

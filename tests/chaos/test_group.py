@@ -28,7 +28,7 @@ def test_survivor_takes_over_the_partitions_of_a_killed_worker(services, tmp_pat
     group, topic = f"{prefix}vigil-worker", f"{prefix}vitals.v1"
     events = ward_events(6_000, seed=21)
     half = len(events) // 2
-    ports = [launcher.free_port(), launcher.free_port()]
+    ports = launcher.free_ports(2)
     workers = [
         start_worker(services, prefix, tmp_path / f"w{i}.log", {}, port)
         for i, port in enumerate(ports)

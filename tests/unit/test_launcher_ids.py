@@ -15,3 +15,9 @@ def test_kafka_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPat
     draws = iter([dashed, dashed, plain])
     monkeypatch.setattr(launcher.uuid, "uuid4", lambda: next(draws))
     assert launcher._cluster_id() == "A" * 22
+
+
+def test_free_ports_are_distinct_and_free() -> None:
+    ports = launcher.free_ports(64)
+    assert len(set(ports)) == 64
+    assert not any(launcher.port_open(p) for p in ports[:8])
