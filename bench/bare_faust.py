@@ -6,13 +6,14 @@ Run by `bench.ceilings` as a subprocess (`python -m bench.bare_faust TOPIC DATAD
 batch.
 
 - Without SINK, the bare agent: Faust's own `take_events` batches, each record parsed.
-- With SINK, the I/O agent: the worker's Kafka consumer (`streams.kafka.faust_transport`),
-  Vigil's intake (`streams.intake.run_batches`) and, per batch, the worker's round trips
-  with the worker's sizes: one pipelined Redis call that records each event id and reads
-  back a feature vector per patient, one that stores a score per patient, and one record
-  per patient produced to SINK (idempotent, acks=all) with the acks awaited. What Vigil
-  does beyond this agent is its own computation: validation, the feature script,
-  scoring, alert decisions and encoding.
+- With SINK, the I/O agent: the worker's Kafka consumer (`streams.kafka.faust_transport`)
+  and Faust monitor (`streams.kafka.lean_monitor`), Vigil's intake
+  (`streams.intake.run_batches`) and, per batch, the worker's round trips with the
+  worker's sizes: one pipelined Redis call that records each event id and reads back a
+  feature vector per patient, one that stores a score per patient, and one record per
+  patient produced to SINK (idempotent, acks=all) with the acks awaited. What Vigil does
+  beyond this agent is its own computation: validation, the feature script, scoring,
+  alert decisions and encoding.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from features.client import connect
 from features.windows import FEATURE_NAMES
 from streams.app import Outbound
 from streams.intake import run_batches
-from streams.kafka import faust_transport, faust_worker
+from streams.kafka import faust_transport, faust_worker, lean_monitor
 from streams.settings import Settings
 
 SCORE_BYTES = 1_000
@@ -110,8 +111,10 @@ def main() -> None:
 
     else:
         settings = Settings()
-        # the worker's consumer: its fetch sizes, records handed over without a task each
+        # the worker's consumer (its fetch sizes, records handed over without a task each)
+        # and its lean Faust monitor
         app.transport = faust_transport(app, settings)
+        app.monitor = lean_monitor()
         io = WorkerIO(settings, sink)
 
         async def handle(events: Sequence[EventT]) -> None:

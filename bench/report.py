@@ -87,20 +87,22 @@ def throughput_table(result: dict[str, Any]) -> list[str]:
             per_call = c["redis_batch_events"] / c["redis_mean_patients_per_batch"]
             note += f", {per_call:.1f} events per patient per batch; {_cpu_note(c[key])}"
             rows[i] = (label, rate, note)
-    rows += [
-        (
-            f"Vigil, {w['workers']} worker{'s' if w['workers'] > 1 else ''}",
-            w["events_per_s"],
-            f"{w['events'] / max(w['scores'], 1):.1f} events per score, "
-            + _batch_note(w["batches"]),
-        )
-        for w in t.get("runs", [])
-    ]
+    pairs = t.get("pairs", [])
+    for w in t.get("runs", []):
+        note = f"{w['events'] / max(w['scores'], 1):.1f} events per score, "
+        note += _batch_note(w["batches"])
+        if pair := w.get("pair"):
+            bare = pairs[pair - 1]["bare_faust_events_per_s"]
+            rows.append((f"pair {pair}: bare Faust agent", bare, "right before the worker below"))
+            note = f"**{pairs[pair - 1]['ratio']:.3f}** of that bare Faust; {note}"
+            rows.append((f"pair {pair}: Vigil, 1 worker", w["events_per_s"], note))
+        else:
+            rows.append((f"Vigil, {w['workers']} workers", w["events_per_s"], note))
     lines = ["| path | events/s | note |", "| --- | --- | --- |"]
     lines += [f"| {name} | {_n(rate)} | {note} |" for name, rate, note in rows if rate is not None]
     for key, label in (
-        ("ratio_1_worker_to_bare_faust", "Vigil 1 worker / bare Faust"),
-        ("ratio_2_workers_to_bare_faust", "Vigil 2 workers / bare Faust"),
+        ("ratio_1_worker_to_bare_faust", f"Vigil 1 worker / bare Faust, median of {len(pairs)}"),
+        ("ratio_2_workers_to_bare_faust", "Vigil 2 workers / bare Faust (pairs' median)"),
         ("ratio_1_worker_to_faust_io", "Vigil 1 worker / Faust with a worker's I/O"),
         ("ratio_2_workers_to_1", "Vigil 2 workers / 1 worker"),
     ):

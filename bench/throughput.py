@@ -1,22 +1,30 @@
 """Sustained vitals events/s of 1..n `vigil worker` processes in one consumer group.
 
 The workers start on empty topics and the measurement waits until their group is
-balanced; then the records are produced as fast as the client goes and the rate is taken
-from the moment the producer has flushed (every record on the broker, the workers behind)
-to the moment the group has taken the last record: a backlog drain with no rebalance and
-no producer competing for the CPU. From a backlog the workers take full batches, in which
-a patient has several events and is scored once for all of them.
+balanced. Then the workers are frozen (SIGSTOP) while the records are produced, and the
+rate is taken from the moment they are let go (SIGCONT) to the moment their last batch is
+published: a drain of the whole backlog with no rebalance and no producer competing for
+the CPU, as the bare Faust ceiling drains a topic filled before it started. From a
+backlog the workers take full batches, in which a patient has several events and is
+scored once for all of them.
+
+Until 2026-11-24 the workers were not frozen: they read the records while the producer
+wrote them, and the rate was timed from the producer's flush. One worker had then taken
+35-50 % of 100,000 records already, two workers 97-99 %, so a two-worker rate came from
+the last 1,300-2,900 records in 0.2-0.5 s (BENCHMARKS.md, "Throughput measured on the
+whole backlog").
 """
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.feed import Record, produce
 from bench.services import Services
-from bench.workers import Batches, running, wait_batches_done, wait_consumed
+from bench.workers import Batches, Worker, running, wait_batches_done, wait_consumed
 from streams import topics
 
 
@@ -36,15 +44,32 @@ class Sustained:
         return self.measured_events / self.seconds
 
 
+FROZEN_SESSION_TIMEOUT_S = 60.0
+"""The workers' Kafka session timeout here: longer than the frozen workers wait for the
+producer (a few seconds for 100,000 records), so that none loses its partitions."""
+
+
+def _signal(workers: list[Worker], sig: signal.Signals) -> None:
+    for worker in workers:
+        worker.proc.send_signal(sig)
+
+
 def sustained(services: Services, records: list[Record], workers: int, log: Path) -> Sustained:
-    settings = services.fresh(f"w{workers}")
+    settings = services.fresh(f"w{workers}").model_copy(
+        update={"kafka_session_timeout_s": FROZEN_SESSION_TIMEOUT_S}
+    )
     topic, scores_topic = settings.topic(topics.VITALS), settings.topic(topics.SCORES)
     with running(settings, workers, log) as procs:
-        produce(services.bootstrap, topic, records)
+        _signal(procs, signal.SIGSTOP)
+        try:
+            produce(services.bootstrap, topic, records)
+        finally:
+            _signal(procs, signal.SIGCONT)
         started = time.perf_counter()
         already = sum(w.consumed(topic) for w in procs)
-        done, _ = wait_consumed(procs, topic, len(records), timeout_s=900)
+        wait_consumed(procs, topic, len(records), timeout_s=900)
         wait_batches_done(procs, topic, timeout_s=60)
+        done = time.perf_counter()
         scores = sum(w.sample("vigil_events_out_total", scores_topic) for w in procs)
         return Sustained(
             workers=workers,

@@ -161,6 +161,7 @@ def spawn(settings: Settings, log: Path, port: int) -> Worker:
         "VIGIL_TOPIC_PREFIX": settings.topic_prefix,
         "VIGIL_WEB_PORT": str(port),
         "VIGIL_WEB_HOST": "127.0.0.1",
+        "VIGIL_KAFKA_SESSION_TIMEOUT_S": str(settings.kafka_session_timeout_s),
     }
     return Worker(launcher.spawn_worker(env, log, "--loglevel", "warning"), port, log)
 

@@ -47,7 +47,7 @@ from streams.alerts import AlertPolicy
 from streams.deadletters import RawRecord, dead_letter
 from streams.imaging import ImagingPipeline
 from streams.intake import run_batches
-from streams.kafka import aiokafka_options, faust_credentials, faust_transport
+from streams.kafka import aiokafka_options, faust_credentials, faust_transport, lean_monitor
 from streams.metrics import Metrics
 from streams.notes import NotesPipeline
 from streams.scoring import BatchResult, ModelSet, PatientScorer, Prepared, encode
@@ -217,6 +217,7 @@ class Worker:
             broker_heartbeat_interval=min(3.0, s.kafka_session_timeout_s / 3),
             web_enabled=True,
             web_port=s.web_port,
+            monitor=lean_monitor(),
         )
         app.transport = faust_transport(app, s)
         # Outbound records go through `Outbound`, so Faust's own producer only serves its
@@ -346,9 +347,10 @@ class Worker:
     ) -> None:
         now = time.time()
         self.metrics.batch_seconds.labels(topic).observe(time.perf_counter() - started)
+        latency = self.metrics.event_latency.labels(topic)
         for record in records:
             if record.timestamp_ms:
-                self.metrics.event_latency.labels(topic).observe(now - record.timestamp_ms / 1000)
+                latency.observe(now - record.timestamp_ms / 1000)
         for letter in result.dead:
             self.metrics.dead_letters.labels(topic, letter.error.type).inc()
         last: dict[int, int] = {}

@@ -110,6 +110,39 @@ def faust_transport(app: Any, settings: Settings) -> Any:
     return transport(app.conf.broker_consumer, app)
 
 
+def lean_monitor() -> Any:
+    """Faust's default sensor, keeping per event only what Faust itself reads back.
+
+    Faust calls its `Monitor` four times for every record (in, into the stream, out of
+    it, acked): counters, timings and a state dict for its own web statistics, which the
+    worker does not serve (its metrics are Prometheus', `streams/metrics.py`). In a
+    backlog drain those calls were about 5 % of the worker's main thread (BENCHMARKS.md,
+    "Faust's monitor kept lean"). What stays is the one thing Faust reads: when a
+    partition's stream last took an event, which its slow-processing check compares with
+    the partition's highwater; end offsets and commits reach the monitor by direct calls
+    and are kept as they are."""
+    from time import monotonic
+
+    from faust.sensors.monitor import Monitor
+
+    class LeanMonitor(Monitor):
+        def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+            pass
+
+        def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+            self.stream_inbound_time[tp] = monotonic()
+
+        def on_stream_event_out(
+            self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+        ) -> None:
+            pass
+
+        def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+            pass
+
+    return LeanMonitor()
+
+
 def faust_worker(app: Any, loglevel: str) -> Any:
     """Faust's worker for `app`, as a service runs it: without its terminal spinner, and
     with the consumer thread getting the GIL within 1 ms.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +13,14 @@ import pytest
 from features import reference
 from features.samples import VitalsSample
 from streams.events import VitalsObservation
-from tests.helpers import WorkerProcess, consume_until, event_bytes, produce, wait_for
+from tests.helpers import (
+    WorkerProcess,
+    consume_until,
+    event_bytes,
+    produce,
+    read_all,
+    wait_for,
+)
 
 pytestmark = pytest.mark.services
 
@@ -118,6 +126,19 @@ def test_vitals_are_scored_with_news2_and_features(worker: WorkerProcess) -> Non
     assert 'vigil_consumer_lag{partition="' in metrics
     assert 'vigil_model_seconds_count{model="news2-fallback-1"}' in metrics
     assert worker.get("/health").json() == {"status": "ok"}
+
+    # Each score reaches the topic once (no batch was redelivered here), and the worker's
+    # count of what it published agrees with the topic.
+    scores_topic = worker.topic("risk-scores.v1")
+    published = read_all(worker.services.kafka_bootstrap, scores_topic)
+    keys = [(s["patient_id"], s["trigger"]["event_id"]) for s in published]
+    assert len(keys) == len(set(keys)) > 0
+    counted = re.search(
+        rf'^vigil_events_out_total{{topic="{re.escape(scores_topic)}"}} (\S+)$',
+        worker.get("/metrics").text,
+        re.M,
+    )
+    assert counted is not None and float(counted.group(1)) == len(published)
 
 
 def _settled(worker: WorkerProcess, pid: str, event_id: str) -> dict | None:

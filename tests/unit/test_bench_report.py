@@ -1,0 +1,57 @@
+"""The throughput stage's paired ratios: each pair's own, the median as the headline."""
+
+from __future__ import annotations
+
+import statistics
+
+from bench import report, suite
+
+
+def _run(workers: int, rate: float, pair: int | None = None) -> dict:
+    run = {
+        "workers": workers,
+        "events": 1_000,
+        "scores": 100,
+        "events_per_s": rate,
+        "batches": {"mean_batch_events": 500.0, "mean_batch_ms": 50.0},
+    }
+    return run if pair is None else {**run, "pair": pair}
+
+
+def _result() -> dict:
+    pairs = [(10_000.0, 7_000.0), (12_000.0, 9_600.0), (11_000.0, 9_020.0)]
+    return {
+        "ceilings": {"faust_io_events_per_s": 9_000.0},
+        "throughput": {
+            "pairs": [
+                {"bare_faust_events_per_s": b, "vigil_events_per_s": v, "ratio": v / b}
+                for b, v in pairs
+            ],
+            "runs": [_run(1, v, i + 1) for i, (_, v) in enumerate(pairs)] + [_run(2, 9_900.0)],
+            "bare_faust_events_per_s": statistics.median(b for b, _ in pairs),
+            "one_worker_events_per_s": statistics.median(v for _, v in pairs),
+            "ratio_1_worker_to_bare_faust": statistics.median(v / b for b, v in pairs),
+        },
+    }
+
+
+def test_two_workers_are_compared_with_the_pairs_medians() -> None:
+    result = _result()
+    suite._ratios(result)
+    t = result["throughput"]
+    assert t["ratio_2_workers_to_bare_faust"] == 9_900.0 / 11_000.0
+    assert t["ratio_2_workers_to_1"] == 9_900.0 / 9_020.0
+    assert t["ratio_1_worker_to_faust_io"] == 9_020.0 / 9_000.0
+
+
+def test_the_table_shows_every_pair_and_the_median() -> None:
+    result = _result()
+    suite._ratios(result)
+    table = "\n".join(report.throughput_table(result))
+    assert "| pair 1: bare Faust agent | 10,000 |" in table
+    assert "| pair 1: Vigil, 1 worker | 7,000 | **0.700** of that bare Faust" in table
+    assert "| pair 3: Vigil, 1 worker | 9,020 | **0.820** of that bare Faust" in table
+    assert "| Vigil, 2 workers | 9,900 |" in table
+    # the median of the pairs' 0.700, 0.800 and 0.820, not the ratio of the median rates
+    # (9,020 / 11,000 = 0.820): each ratio compares runs next to each other
+    assert "| Vigil 1 worker / bare Faust, median of 3 | 0.800 | |" in table
