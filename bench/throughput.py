@@ -60,13 +60,13 @@ def sustained(services: Services, records: list[Record], workers: int, log: Path
     )
     topic, scores_topic = settings.topic(topics.VITALS), settings.topic(topics.SCORES)
     with running(settings, workers, log) as procs:
+        already = sum(w.consumed(topic) for w in procs)  # none: the topic is empty
         _signal(procs, signal.SIGSTOP)
         try:
             produce(services.bootstrap, topic, records)
         finally:
             _signal(procs, signal.SIGCONT)
         started = time.perf_counter()
-        already = sum(w.consumed(topic) for w in procs)
         wait_consumed(procs, topic, len(records), timeout_s=900)
         wait_batches_done(procs, topic, timeout_s=60)
         done = time.perf_counter()
