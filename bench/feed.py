@@ -94,7 +94,7 @@ TICK_S = 0.005
 produce request whatever it carries: at 4,000 events/s, 1 ms steps took 30-32 % of a
 core in the sender and 32-33 % in Kafka, 5 ms steps 21-23 % and 23-27 % (10 ms saved
 no more), CPU that the worker under test and Redis share on 2 cores (BENCHMARKS.md,
-"A load generator that sends in 5 ms steps"). A record's send time is taken when it is
+"Throughput measured on the whole backlog"). A record's send time is taken when it is
 handed to the producer, so the wait for its step is not counted as Vigil's latency."""
 
 

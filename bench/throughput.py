@@ -10,8 +10,8 @@ scored once for all of them.
 
 Until 2026-11-24 the workers were not frozen: they read the records while the producer
 wrote them, and the rate was timed from the producer's flush. One worker had then taken
-35-50 % of 100,000 records already, two workers 97-99 %, so a two-worker rate came from
-the last 1,300-2,900 records in 0.2-0.5 s (BENCHMARKS.md, "Throughput measured on the
+35-52 % of 100,000 records already, two workers 97-99 %, so a two-worker rate came from
+the last 904-2,901 records in 0.17-0.47 s (BENCHMARKS.md, "Throughput measured on the
 whole backlog").
 """
 
