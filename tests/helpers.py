@@ -87,6 +87,20 @@ class WorkerProcess:
         return httpx.get(f"{self.url}{path}", timeout=5, **kwargs)
 
 
+def unstarted_worker(tmp_path: Path, prefix: str) -> Any:
+    """A `streams.app.Worker` built but not started (nothing talks to a broker or Redis)."""
+    from streams.app import Worker
+    from streams.settings import Settings
+
+    settings = Settings(
+        kafka_bootstrap="localhost:1",
+        redis_url="redis://localhost:1/0",
+        topic_prefix=prefix,
+        model_dir=tmp_path,
+    )
+    return Worker(settings)
+
+
 def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 << 20)
     try:

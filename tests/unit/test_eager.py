@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from streams import eager
+from tests.helpers import unstarted_worker
 
 
 def test_a_coroutine_that_never_waits_runs_in_the_callers_task() -> None:
@@ -95,16 +96,7 @@ def test_cancelling_the_rest_cancels_the_coroutine_inside() -> None:
 
 def _consumer(tmp_path: Path) -> Any:
     """The worker's Faust consumer, not started (nothing here talks to a broker)."""
-    from streams.app import Worker
-    from streams.settings import Settings
-
-    settings = Settings(
-        kafka_bootstrap="localhost:1",
-        redis_url="redis://localhost:1/0",
-        topic_prefix="t-eager.",
-        model_dir=tmp_path,
-    )
-    return Worker(settings).app.consumer
+    return unstarted_worker(tmp_path, "t-eager.").app.consumer
 
 
 def test_a_record_that_does_not_wait_makes_no_task(tmp_path: Path) -> None:

@@ -8,18 +8,11 @@ from time import monotonic
 
 from faust.types import TP, Message
 
+from tests.helpers import unstarted_worker
+
 
 def test_the_workers_monitor_keeps_only_what_faust_reads(tmp_path: Path) -> None:
-    from streams.app import Worker
-    from streams.settings import Settings
-
-    settings = Settings(
-        kafka_bootstrap="localhost:1",
-        redis_url="redis://localhost:1/0",
-        topic_prefix="t-monitor.",
-        model_dir=tmp_path,
-    )
-    monitor = Worker(settings).app.monitor
+    monitor = unstarted_worker(tmp_path, "t-monitor.").app.monitor
     tp = TP("t-monitor.vitals.v1", 3)
     message = Message(
         topic=tp.topic, partition=3, offset=7, timestamp=0.0, timestamp_type=0,
