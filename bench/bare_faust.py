@@ -3,7 +3,8 @@ also does a Vigil worker's I/O without its computation.
 
 Run by `bench.ceilings` as a subprocess (`python -m bench.bare_faust TOPIC DATADIR
 [SINK]`, the caller owning DATADIR); prints `consumed <n> <monotonic seconds>` after every
-batch.
+batch. Each agent is a consumer group of its own, unless BENCH_BARE_APP_ID names one that
+several agents share.
 
 - Without SINK, the bare agent: Faust's own `take_events` batches, each record parsed.
 - With SINK, the I/O agent: the worker's Kafka consumer (`streams.kafka.faust_transport`)
@@ -82,7 +83,8 @@ def main() -> None:
     sink = sys.argv[3] if len(sys.argv) > 3 else None
     bootstrap = os.environ["VIGIL_KAFKA_BOOTSTRAP"]
     app = faust.App(
-        f"bench-bare-{uuid.uuid4().hex[:6]}",
+        # agents started together with one BENCH_BARE_APP_ID share a consumer group
+        os.environ.get("BENCH_BARE_APP_ID") or f"bench-bare-{uuid.uuid4().hex[:6]}",
         broker=f"kafka://{bootstrap}",
         datadir=datadir,
         store="memory://",

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,7 +31,9 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.feed import Record
+from bench.feed import Record, produce
+from bench.services import Services
+from bench.workers import wait_group_stable
 from features.client import connect
 from features.samples import VitalsSample
 from features.store import FeatureStore
@@ -88,6 +92,76 @@ def bare_faust(bootstrap: str, topic: str, n: int, log: Path, io: Settings | Non
                 env=env, stdout=subprocess.PIPE, stderr=err, text=True,
             )  # fmt: skip
         return _first_to_nth(proc, n, log)
+
+
+def bare_faust_group(services: Services, records: list[Record], count: int, log: Path) -> float:
+    """Seconds for `count` parse-only agents in one consumer group to drain `records`,
+    timed as `bench.throughput` times that many workers: started on an empty topic, frozen
+    once their group is balanced while the records are produced, then timed from their
+    release until together they have taken every record."""
+    settings = services.fresh(f"bare{count}")
+    topic = settings.topic(topics.VITALS)
+    env = {
+        **os.environ,
+        "VIGIL_KAFKA_BOOTSTRAP": services.bootstrap,
+        "BENCH_BARE_APP_ID": settings.app_id,
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-bare-") as datadir, log.open("ab") as err:
+        dirs = [Path(datadir) / str(i) for i in range(count)]  # one per agent, as workers
+        for d in dirs:
+            d.mkdir()
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.bare_faust", topic, str(d)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+            for d in dirs
+        ]
+        try:
+            wait_group_stable(settings, count)
+            for proc in procs:
+                proc.send_signal(signal.SIGSTOP)
+            try:
+                produce(services.bootstrap, topic, records)
+            finally:
+                for proc in procs:
+                    proc.send_signal(signal.SIGCONT)
+            released = time.monotonic()
+            return _all_taken(procs, len(records), log) - released
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+def _all_taken(procs: list[subprocess.Popen[str]], n: int, log: Path) -> float:
+    """The monotonic time (one clock for every process here) of the progress line at which
+    the agents' counts add up to n."""
+    counts, times = [0] * len(procs), [0.0] * len(procs)
+    lock, done = threading.Lock(), threading.Event()
+
+    def follow(i: int, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            _, count, at = line.split()
+            with lock:
+                counts[i], times[i] = int(count), float(at)
+                if sum(counts) >= n:
+                    done.set()
+        done.set()  # an agent that exits ends the wait too
+
+    for i, proc in enumerate(procs):
+        threading.Thread(target=follow, args=(i, proc), daemon=True).start()
+    done.wait(timeout=900)
+    with lock:
+        if sum(counts) < n:
+            raise RuntimeError(
+                f"bare Faust agents took {sum(counts)} of {n}: {log.read_text()[-1500:]}"
+            )
+        return max(times)
 
 
 def _first_to_nth(proc: subprocess.Popen[str], n: int, log: Path) -> float:

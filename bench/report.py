@@ -97,12 +97,18 @@ def throughput_table(result: dict[str, Any]) -> list[str]:
             note = f"**{pairs[pair - 1]['ratio']:.3f}** of that bare Faust; {note}"
             rows.append((f"pair {pair}: Vigil, 1 worker", w["events_per_s"], note))
         else:
-            rows.append((f"Vigil, {w['workers']} workers", w["events_per_s"], note))
+            n = w["workers"]
+            if "bare_faust_events_per_s" in w:
+                label = f"{n} bare Faust agents in one group"
+                rows.append((label, w["bare_faust_events_per_s"], "right before the workers below"))
+                note = f"**{w['ratio']:.3f}** of those agents; {note}"
+            rows.append((f"Vigil, {n} workers", w["events_per_s"], note))
     lines = ["| path | events/s | note |", "| --- | --- | --- |"]
     lines += [f"| {name} | {_n(rate)} | {note} |" for name, rate, note in rows if rate is not None]
     for key, label in (
         ("ratio_1_worker_to_bare_faust", f"Vigil 1 worker / bare Faust, median of {len(pairs)}"),
-        ("ratio_2_workers_to_bare_faust", "Vigil 2 workers / bare Faust (pairs' median)"),
+        ("ratio_2_workers_to_2_bare_faust", "Vigil 2 workers / 2 bare Faust agents"),
+        ("ratio_2_workers_to_bare_faust", "Vigil 2 workers / 1 bare Faust agent (pairs' median)"),
         ("ratio_1_worker_to_faust_io", "Vigil 1 worker / Faust with a worker's I/O"),
         ("ratio_2_workers_to_1", "Vigil 2 workers / 1 worker"),
     ):

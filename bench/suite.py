@@ -10,7 +10,8 @@ picks the vitals model (without one they score with the NEWS2 fallback). Stages:
   writes, Vigil's Lua alone;
 - throughput: sustained events/s of 1 and 2 workers in one group; the 1-worker rate in
   pairs, each right after a bare Faust run on the same records, its ratio the pairs'
-  median; ratios to Faust with a worker's I/O;
+  median; 2 workers right after 2 bare agents in one group; ratios to Faust with a
+  worker's I/O;
 - latency: send → score p50/p95/p99 at 25, 50 and 90 % of the 1-worker sustained rate,
   after 5 s at that rate (the warm-up, reported apart);
 - memory: Redis bytes per patient after a day of 1/min vitals; worker RSS by ward size;
@@ -134,9 +135,21 @@ def run_throughput(svc: Services, records: list[Record], plan: Plan, log: Path) 
         )
         runs.append({**asdict(one), "events_per_s": one.events_per_s, "pair": pair})
     for count in (w for w in plan.workers if w != 1):
+        # as many bare agents in one group, timed the same way, right before
+        bare = len(records) / ceilings.bare_faust_group(svc, records, count, log)
         result = throughput.sustained(svc, records, count, log)
-        _say(f"{count} workers: {result.events_per_s:,.0f} events/s ({result.vitals_model})")
-        runs.append({**asdict(result), "events_per_s": result.events_per_s})
+        ratio = result.events_per_s / bare
+        _say(f"{count} bare Faust agents {bare:,.0f}, {count} workers "
+             f"{result.events_per_s:,.0f} events/s ({result.vitals_model}): "
+             f"{ratio:.3f}")  # fmt: skip
+        runs.append(
+            {
+                **asdict(result),
+                "events_per_s": result.events_per_s,
+                "bare_faust_events_per_s": bare,
+                "ratio": ratio,
+            }
+        )
     return {
         "pairs": pairs,
         "runs": runs,
@@ -193,16 +206,18 @@ def run_replay(svc: Services, plan: Plan) -> dict[str, Any]:
 
 
 def _ratios(result: dict[str, Any]) -> None:
-    """The ratios beside the pairs' own: 2 workers to the pairs' median bare Faust and to
-    one worker, and one worker to the ceilings' Faust with a worker's I/O."""
+    """The ratios beside the pairs' own: 2 workers to 2 bare agents run right before them,
+    to the pairs' median bare Faust and to one worker; one worker to the ceilings' Faust
+    with a worker's I/O."""
     t = result.get("throughput", {})
     if not t:
         return
     one, bare = t["one_worker_events_per_s"], t["bare_faust_events_per_s"]
-    two = next((r["events_per_s"] for r in t["runs"] if r["workers"] == 2), None)
+    two = next((r for r in t["runs"] if r["workers"] == 2), None)
     if two is not None:
-        t["ratio_2_workers_to_bare_faust"] = two / bare
-        t["ratio_2_workers_to_1"] = two / one
+        t["ratio_2_workers_to_2_bare_faust"] = two["ratio"]
+        t["ratio_2_workers_to_bare_faust"] = two["events_per_s"] / bare
+        t["ratio_2_workers_to_1"] = two["events_per_s"] / one
     if io := result.get("ceilings", {}).get("faust_io_events_per_s"):
         t["ratio_1_worker_to_faust_io"] = one / io
 
