@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,9 +30,9 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.feed import Record, produce
+from bench.feed import Record
 from bench.services import Services
-from bench.workers import wait_group_stable
+from bench.workers import produce_while_frozen, wait_group_stable
 from features.client import connect
 from features.samples import VitalsSample
 from features.store import FeatureStore
@@ -122,13 +121,7 @@ def bare_faust_group(services: Services, records: list[Record], count: int, log:
         ]
         try:
             wait_group_stable(settings, count)
-            for proc in procs:
-                proc.send_signal(signal.SIGSTOP)
-            try:
-                produce(services.bootstrap, topic, records)
-            finally:
-                for proc in procs:
-                    proc.send_signal(signal.SIGCONT)
+            produce_while_frozen(procs, services.bootstrap, topic, records)
             released = time.monotonic()
             return _all_taken(procs, len(records), log) - released
         finally:

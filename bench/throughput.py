@@ -17,14 +17,19 @@ whole backlog").
 
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.feed import Record, produce
+from bench.feed import Record
 from bench.services import Services
-from bench.workers import Batches, Worker, running, wait_batches_done, wait_consumed
+from bench.workers import (
+    Batches,
+    produce_while_frozen,
+    running,
+    wait_batches_done,
+    wait_consumed,
+)
 from streams import topics
 
 
@@ -49,11 +54,6 @@ FROZEN_SESSION_TIMEOUT_S = 60.0
 producer (a few seconds for 100,000 records), so that none loses its partitions."""
 
 
-def _signal(workers: list[Worker], sig: signal.Signals) -> None:
-    for worker in workers:
-        worker.proc.send_signal(sig)
-
-
 def sustained(services: Services, records: list[Record], workers: int, log: Path) -> Sustained:
     settings = services.fresh(f"w{workers}").model_copy(
         update={"kafka_session_timeout_s": FROZEN_SESSION_TIMEOUT_S}
@@ -61,11 +61,7 @@ def sustained(services: Services, records: list[Record], workers: int, log: Path
     topic, scores_topic = settings.topic(topics.VITALS), settings.topic(topics.SCORES)
     with running(settings, workers, log) as procs:
         already = sum(w.consumed(topic) for w in procs)  # none: the topic is empty
-        _signal(procs, signal.SIGSTOP)
-        try:
-            produce(services.bootstrap, topic, records)
-        finally:
-            _signal(procs, signal.SIGCONT)
+        produce_while_frozen([w.proc for w in procs], services.bootstrap, topic, records)
         started = time.perf_counter()
         wait_consumed(procs, topic, len(records), timeout_s=900)
         wait_batches_done(procs, topic, timeout_s=60)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import re
+import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.feed import Record, produce
 from streams import launcher, topics
 from streams.kafka import admin_client
 from streams.settings import Settings
@@ -164,6 +166,21 @@ def spawn(settings: Settings, log: Path, port: int) -> Worker:
         "VIGIL_KAFKA_SESSION_TIMEOUT_S": str(settings.kafka_session_timeout_s),
     }
     return Worker(launcher.spawn_worker(env, log, "--loglevel", "warning"), port, log)
+
+
+def produce_while_frozen(
+    procs: Sequence[subprocess.Popen], bootstrap: str, topic: str, records: list[Record]
+) -> None:
+    """Produce `records` to `topic` while its consumers `procs` (their group balanced) are
+    frozen (SIGSTOP), then let them go (SIGCONT): none reads a record before the caller's
+    clock starts, so the drain that follows is timed over all of them."""
+    for proc in procs:
+        proc.send_signal(signal.SIGSTOP)
+    try:
+        produce(bootstrap, topic, records)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
 
 
 def wait_group_stable(settings: Settings, members: int, timeout_s: float = 120) -> None:
