@@ -7,8 +7,9 @@ batch. Each agent is a consumer group of its own, unless BENCH_BARE_APP_ID names
 several agents share.
 
 - Without SINK, the bare agent: Faust's own `take_events` batches, each record parsed.
-- With SINK, the I/O agent: the worker's Kafka consumer (`streams.kafka.faust_transport`)
-  and Faust monitor (`streams.kafka.lean_monitor`), Vigil's intake
+- With SINK, the I/O agent: the worker's Kafka consumer and producer buffer
+  (`streams.kafka.faust_transport`), Faust monitor (`streams.kafka.lean_monitor`) and
+  record schema (`streams.kafka.raw_schema`), Vigil's intake
   (`streams.intake.run_batches`) and, per batch, the worker's round trips with the
   worker's sizes: one pipelined Redis call that records each event id and reads back a
   feature vector per patient, one that stores a score per patient, and one record per
@@ -33,7 +34,7 @@ from features.client import connect
 from features.windows import FEATURE_NAMES
 from streams.app import Outbound
 from streams.intake import run_batches
-from streams.kafka import faust_transport, faust_worker, lean_monitor
+from streams.kafka import faust_transport, faust_worker, lean_monitor, raw_schema
 from streams.settings import Settings
 
 SCORE_BYTES = 1_000
@@ -93,7 +94,6 @@ def main() -> None:
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
     )
-    topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw", internal=False)
     seen = 0
 
     def consumed(events: Sequence[EventT]) -> None:
@@ -103,6 +103,7 @@ def main() -> None:
         print(f"consumed {seen} {time.monotonic()}", file=sys.__stdout__, flush=True)
 
     if sink is None:
+        topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw", internal=False)
 
         @app.agent(topic)
         async def parse_only(stream: faust.StreamT) -> None:
@@ -113,10 +114,11 @@ def main() -> None:
 
     else:
         settings = Settings()
-        # the worker's consumer (its fetch sizes, records handed over without a task each)
-        # and its lean Faust monitor
+        # the worker's consumer (its fetch sizes, records handed over without a task each),
+        # its lean Faust monitor and its raw record schema
         app.transport = faust_transport(app, settings)
         app.monitor = lean_monitor()
+        topic = app.topic(topic_name, schema=raw_schema(), internal=False)
         io = WorkerIO(settings, sink)
 
         async def handle(events: Sequence[EventT]) -> None:

@@ -47,7 +47,13 @@ from streams.alerts import AlertPolicy
 from streams.deadletters import RawRecord, dead_letter
 from streams.imaging import ImagingPipeline
 from streams.intake import run_batches
-from streams.kafka import aiokafka_options, faust_credentials, faust_transport, lean_monitor
+from streams.kafka import (
+    aiokafka_options,
+    faust_credentials,
+    faust_transport,
+    lean_monitor,
+    raw_schema,
+)
 from streams.metrics import Metrics
 from streams.notes import NotesPipeline
 from streams.scoring import BatchResult, ModelSet, PatientScorer, Prepared, encode
@@ -225,8 +231,7 @@ class Worker:
         self.input_topics = {
             name: app.topic(
                 s.topic(name),
-                key_serializer="raw",
-                value_serializer="raw",
+                schema=raw_schema(),
                 partitions=s.topic_partitions,
                 internal=False,
             )

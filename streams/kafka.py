@@ -106,8 +106,51 @@ def faust_transport(app: Any, settings: Settings) -> Any:
             suspended.close()
             return WaitResults([callback], [result], False)
 
-    transport = type("Transport", (driver.Transport,), {"Consumer": Consumer})
+    class Producer(driver.Producer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            buffer = self.buffer
+            if not self.app.conf.producer_threaded:
+                # Faust's fetch loop awaits `buffer.wait_until_ebb()` for every record, for
+                # tables whose changelog records wait in this buffer; its size check reads
+                # a setting through Faust's settings registry each time (2 % of a worker's
+                # main thread in a backlog drain, BENCHMARKS.md "Faust's per-record work
+                # trimmed"). The worker produces through its own producer, so the buffer
+                # stays empty; the check is the same, on the queue itself.
+                pending, flush = buffer.pending, buffer.wait_until_ebb
+
+                async def wait_until_ebb() -> None:
+                    if pending.qsize() > buffer.max_messages:
+                        await flush()
+
+                buffer.wait_until_ebb = wait_until_ebb  # type: ignore[method-assign]
+
+    transport = type("Transport", (driver.Transport,), {"Consumer": Consumer, "Producer": Producer})
     return transport(app.conf.broker_consumer, app)
+
+
+def raw_schema() -> Any:
+    """A Faust schema for topics read as raw bytes, whose events carry the record's key
+    and value as they are.
+
+    Faust's own schema, with the "raw" serializer, still passes every key and value
+    through its codec registry and looks the `Event` class up in the app's settings for
+    each record: 3.3 % of a worker's main thread in a backlog drain, beside the 3.6 % that
+    building the event itself takes (BENCHMARKS.md, "Faust's per-record work trimmed").
+    Decoding is the pipelines' own business (`streams.deadletters.parse_record`), so a
+    malformed value becomes a dead letter there, not a decode error here."""
+    import faust
+
+    class RawSchema(faust.Schema):
+        def compile(self, app: Any, **_: Any) -> Any:
+            event = app.conf.Event
+
+            async def decode(message: Any, *, propagate: bool = False) -> Any:
+                return event(app, message.key, message.value, message.headers, message)
+
+            return decode
+
+    return RawSchema(key_serializer="raw", value_serializer="raw")
 
 
 def lean_monitor() -> Any:
