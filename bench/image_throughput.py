@@ -15,6 +15,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,18 +35,15 @@ def max_difference_from_cpu(model: ImageModel, folder: Path, images: np.ndarray)
     return float(np.abs(model.predict(images) - on_cpu.predict(images)).max())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=2.0)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def measure(device: str, threads: int, seconds: float) -> dict[str, Any]:
+    """Images/s of each batch size in `BATCHES` on `device` (auto: CUDA when present), each
+    timed for `seconds`, and the largest difference from the CPU's probabilities."""
+    torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         manifest, artifact = tiny_image_model(0)
         folder = install(Path(tmp), manifest, artifact)
-        model = ImageModel.load(folder, manifest, device=args.device)
+        model = ImageModel.load(folder, manifest, device=device)
         images = rng.normal(size=(256, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
         difference = max_difference_from_cpu(model, folder, images)
     results = []
@@ -53,23 +51,34 @@ def main() -> None:
         x = rng.normal(size=(batch, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
         model.predict(x)  # warm-up
         done, started = 0, time.perf_counter()
-        while time.perf_counter() - started < args.seconds:
+        while time.perf_counter() - started < seconds:
             model.predict(x)
             done += batch
-        rate = done / (time.perf_counter() - started)
-        results.append({"batch": batch, "images_per_s": rate})
-        print(f"batch {batch:4d}: {rate:8.0f} images/s on {model.device}")
-    verdict = "within" if difference <= TOLERANCE else "OUTSIDE"
-    print(f"largest |p({model.device}) - p(cpu)| on 256 images: {difference:.2e} ({verdict} "
-          f"the tolerance {TOLERANCE})")  # fmt: skip
-    summary = {
+        results.append({"batch": batch, "images_per_s": done / (time.perf_counter() - started)})
+    return {
         "device": str(model.device),
-        "threads": args.threads,
+        "threads": threads,
         "torch": torch.__version__,
         "max_difference_from_cpu": difference,
         "tolerance": TOLERANCE,
+        "results": results,
     }
-    print(json.dumps({**summary, "results": results}, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    summary = measure(args.device, args.threads, args.seconds)
+    for r in summary["results"]:
+        print(f"batch {r['batch']:4d}: {r['images_per_s']:8.0f} images/s on {summary['device']}")
+    difference = summary["max_difference_from_cpu"]
+    verdict = "within" if difference <= TOLERANCE else "OUTSIDE"
+    print(f"largest |p({summary['device']}) - p(cpu)| on 256 images: {difference:.2e} "
+          f"({verdict} the tolerance {TOLERANCE})")  # fmt: skip
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

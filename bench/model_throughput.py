@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xgboost as xgb
@@ -41,16 +42,15 @@ def _rate(call: Callable[[], object], batch: int, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
-    parser.add_argument("--seconds", type=float, default=2.0)
-    args = parser.parse_args()
-    slot = ModelSlot(args.model_dir, "vitals", MODEL_FEATURES, VitalsModel.load)
+def load(model_dir: Path) -> VitalsModel | None:
+    """The newest valid vitals model in `model_dir`, as the worker would load it."""
+    slot = ModelSlot(model_dir, "vitals", MODEL_FEATURES, VitalsModel.load)
     slot.refresh(force=True)
-    model = slot.current
-    if model is None:
-        raise SystemExit(f"no valid vitals model in {args.model_dir}: run `vigil train vitals`")
+    return slot.current
+
+
+def measure(model: VitalsModel, seconds: float) -> dict[str, Any]:
+    """Rows/s of each batch size in `BATCHES`, each call timed for `seconds`."""
     with tempfile.TemporaryDirectory() as tmp:
         cohort.write(cohort.CohortSpec(patients=60, days=1.0, seed=9), Path(tmp))
         rows = build(Path(tmp)).x
@@ -59,23 +59,19 @@ def main() -> None:
         x = rows[np.arange(batch) % len(rows)]
         news = [None] * batch
         matrix = xgb.DMatrix(x, missing=np.nan, feature_names=list(MODEL_FEATURES), nthread=1)
-        result = {
-            "batch": batch,
-            "rows_per_s": _rate(partial(model.predict, x, news), batch, args.seconds),
-            "xgboost_pred_contribs_rows_per_s": _rate(
-                partial(model.booster.predict, matrix, pred_contribs=True), batch, args.seconds
-            ),
-            "margin_only_rows_per_s": _rate(
-                partial(model.booster.predict, matrix, output_margin=True), batch, args.seconds
-            ),
-        }
-        results.append(result)
-        print(
-            f"batch {batch:4d}: {result['rows_per_s']:9.0f} rows/s with SHAP top 5, "
-            f"{result['xgboost_pred_contribs_rows_per_s']:9.0f} XGBoost pred_contribs, "
-            f"{result['margin_only_rows_per_s']:9.0f} margin only"
+        results.append(
+            {
+                "batch": batch,
+                "rows_per_s": _rate(partial(model.predict, x, news), batch, seconds),
+                "xgboost_pred_contribs_rows_per_s": _rate(
+                    partial(model.booster.predict, matrix, pred_contribs=True), batch, seconds
+                ),
+                "margin_only_rows_per_s": _rate(
+                    partial(model.booster.predict, matrix, output_margin=True), batch, seconds
+                ),
+            }
         )
-    summary = {
+    return {
         "model": model.version,
         "trees": model.manifest.training.get("rounds"),
         "machine": {"python": platform.python_version(), "cpu": platform.processor()},
@@ -83,6 +79,23 @@ def main() -> None:
         "shap": "tables" if model.shap is not None else "xgboost pred_contribs",
         "results": results,
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    model = load(args.model_dir)
+    if model is None:
+        raise SystemExit(f"no valid vitals model in {args.model_dir}: run `vigil train vitals`")
+    summary = measure(model, args.seconds)
+    for r in summary["results"]:
+        print(
+            f"batch {r['batch']:4d}: {r['rows_per_s']:9.0f} rows/s with SHAP top 5, "
+            f"{r['xgboost_pred_contribs_rows_per_s']:9.0f} XGBoost pred_contribs, "
+            f"{r['margin_only_rows_per_s']:9.0f} margin only"
+        )
     print(json.dumps(summary, indent=2))
 
 

@@ -16,6 +16,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,12 +30,9 @@ from tests.modelkit import tiny_notes_model
 BATCHES = (1, 8, 32)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def measure(seconds: float, threads: int) -> dict[str, Any]:
+    """Notes/s of each batch size in `BATCHES`, each timed for up to `seconds`."""
+    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         spec = cohort.CohortSpec(patients=120, days=3.0, seed=5)
         cohort.write(spec, Path(tmp))
@@ -46,14 +44,23 @@ def main() -> None:
     at, results = 1, []
     for batch in BATCHES:
         done, started = 0, time.perf_counter()
-        while time.perf_counter() - started < args.seconds and at + batch <= len(texts):
+        while time.perf_counter() - started < seconds and at + batch <= len(texts):
             model.score(texts[at : at + batch])
             at += batch
             done += batch
-        rate = done / (time.perf_counter() - started)
-        results.append({"batch": batch, "notes_per_s": rate})
-        print(f"batch {batch:3d}: {rate:6.1f} notes/s")
-    print(json.dumps({"threads": args.threads, "results": results}, indent=2))
+        results.append({"batch": batch, "notes_per_s": done / (time.perf_counter() - started)})
+    return {"device": "cpu", "threads": threads, "results": results}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    summary = measure(args.seconds, args.threads)
+    for r in summary["results"]:
+        print(f"batch {r['batch']:3d}: {r['notes_per_s']:6.1f} notes/s")
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -203,6 +203,36 @@ def replay_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def models_table(result: dict[str, Any]) -> list[str]:
+    """Each model's rate by batch size, as the worker calls it."""
+    models = result.get("models", {})
+    lines = ["| model | batch | per second | beside it |", "| --- | --- | --- | --- |"]
+    vitals = models.get("vitals", {})
+    if "skipped" in vitals:
+        lines.append(f"| vitals | – | – | {vitals['skipped']} |")
+    for r in vitals.get("results", []):
+        lines.append(
+            f"| vitals `{vitals['model']}` (SHAP by {vitals['shap']}, top 5) | {r['batch']} "
+            f"| {_n(r['rows_per_s'])} rows | XGBoost `pred_contribs` "
+            f"{_n(r['xgboost_pred_contribs_rows_per_s'])}, margin only "
+            f"{_n(r['margin_only_rows_per_s'])} |"
+        )
+    notes = models.get("notes", {})
+    for r in notes.get("results", []):
+        lines.append(
+            f"| notes (encoder and explanations, {notes['device']}, {notes['threads']} thread) "
+            f"| {r['batch']} | {r['notes_per_s']:,.1f} notes | |"
+        )
+    images = models.get("imaging", {})
+    for r in images.get("results", []):
+        lines.append(
+            f"| images ({images['device']}, {images['threads']} thread) | {r['batch']} "
+            f"| {_n(r['images_per_s'])} images | largest difference from the CPU "
+            f"{images['max_difference_from_cpu']:.1e} |"
+        )
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     head = [
@@ -216,6 +246,7 @@ def markdown(result: dict[str, Any]) -> str:
         ("Memory", memory_table),
         ("`update_vitals.lua`, one event per patient per call (as live traffic)", window_table),
         ("Replay (`vigil rebuild-features`)", replay_table),
+        ("Models, by batch size (as the worker calls them)", models_table),
     ]
     out = head
     for title, table in sections:

@@ -15,7 +15,12 @@ picks the vitals model (without one they score with the NEWS2 fallback). Stages:
 - latency: send → score p50/p95/p99 at 25, 50 and 90 % of the 1-worker sustained rate,
   after 5 s at that rate (the warm-up, reported apart);
 - memory: Redis bytes per patient after a day of 1/min vitals; worker RSS by ward size;
-- replay: `vigil rebuild-features` on scaled-down wards, extrapolated to 1,000 beds x 24 h.
+- replay: `vigil rebuild-features` on scaled-down wards, extrapolated to 1,000 beds x 24 h;
+- models: by batch size, the vitals model's rows/s as the worker calls it (prediction,
+  TreeSHAP, top 5; needs a model in VIGIL_MODEL_DIR), notes/s and images/s as the worker
+  calls those models (on CUDA when present, else the CPU), in this process after the
+  stages above (`bench.model_throughput`, `bench.notes_throughput`,
+  `bench.image_throughput`, which also run alone).
 
 Writes every number as JSON to --out and prints markdown tables.
 """
@@ -36,14 +41,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import ceilings, latency, memory, replay, report, throughput
+from bench import (
+    ceilings,
+    image_throughput,
+    latency,
+    memory,
+    model_throughput,
+    notes_throughput,
+    replay,
+    report,
+    throughput,
+)
 from bench.feed import Record, produce, ward_events
 from bench.services import Services, services
 from models import news2_fallback
 from streams import topics
 from streams.settings import Settings
 
-STAGES = ("ceilings", "throughput", "latency", "memory", "replay")
+STAGES = ("ceilings", "throughput", "latency", "memory", "replay", "models")
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,10 @@ class Plan:
     rss_wards: tuple[int, ...] = (1_000, 10_000)
     rss_events_per_patient: int = 2
     replays: tuple[tuple[int, float], ...] = ((1_000, 24.0),)
+    model_seconds: float = 2.0
+    """Per batch size and model: how long its calls are repeated."""
+    notes_seconds: float = 5.0
+    """Per batch size, notes being slow (about 50 a second on these 2 cores)."""
 
 
 QUICK = Plan(
@@ -78,6 +97,8 @@ QUICK = Plan(
     memory_patients=20,
     rss_wards=(100, 1_000),
     replays=((10, 24.0), (100, 1.0)),
+    model_seconds=0.2,
+    notes_seconds=0.5,
 )
 
 
@@ -205,6 +226,26 @@ def run_replay(svc: Services, plan: Plan) -> dict[str, Any]:
     }
 
 
+def run_models(plan: Plan) -> dict[str, Any]:
+    settings = Settings()
+    vitals_model = model_throughput.load(settings.model_dir)
+    if vitals_model is None:
+        vitals = {"skipped": f"no valid vitals model in {settings.model_dir}"}
+    else:
+        vitals = model_throughput.measure(vitals_model, plan.model_seconds)
+    best = max((r["rows_per_s"] for r in vitals.get("results", [])), default=None)
+    _say(f"vitals model: {'skipped' if best is None else f'up to {best:,.0f} rows/s'}")
+    # one thread, as the worker runs its models (VIGIL_TORCH_THREADS defaults to 1)
+    notes = notes_throughput.measure(plan.notes_seconds, settings.torch_threads)
+    _say(f"notes model: up to {max(r['notes_per_s'] for r in notes['results']):,.1f} notes/s")
+    images = image_throughput.measure(
+        settings.model_device, settings.torch_threads, plan.model_seconds
+    )
+    best = max(r["images_per_s"] for r in images["results"])
+    _say(f"image model: up to {best:,.0f} images/s on {images['device']}")
+    return {"vitals": vitals, "notes": notes, "imaging": images}
+
+
 def _ratios(result: dict[str, Any]) -> None:
     """The ratios beside the pairs' own: 2 workers to 2 bare agents run right before them,
     to the pairs' median bare Faust and to one worker; one worker to the ceilings' Faust
@@ -225,6 +266,7 @@ def _ratios(result: dict[str, Any]) -> None:
 def _vitals_model(result: dict[str, Any]) -> dict[str, Any]:
     seen = [lv["vitals_model"] for lv in result.get("latency", {}).get("levels", [])]
     seen += [r["vitals_model"] for r in result.get("throughput", {}).get("runs", [])]
+    seen.append(result.get("models", {}).get("vitals", {}).get("model"))
     version = next((v for v in seen if v), None)
     return {
         "version": version,
@@ -269,6 +311,8 @@ def run_stages(svc: Services, args: argparse.Namespace, plan: Plan, log: Path) -
         result["memory"] = run_memory(svc, plan, log)
     if "replay" in args.stages:
         result["replay"] = run_replay(svc, plan)
+    if "models" in args.stages:
+        result["models"] = run_models(plan)
     return result
 
 

@@ -58,3 +58,47 @@ def test_the_table_shows_every_pair_and_the_median() -> None:
     # the median of the pairs' 0.700, 0.800 and 0.820, not the ratio of the median rates
     # (9,020 / 11,000 = 0.820): each ratio compares runs next to each other
     assert "| Vigil 1 worker / bare Faust, median of 3 | 0.800 | |" in table
+
+
+def test_the_models_table_shows_each_batch_size_of_each_model() -> None:
+    result = {
+        "models": {
+            "vitals": {
+                "model": "xgb-1",
+                "shap": "tables",
+                "results": [
+                    {
+                        "batch": 32,
+                        "rows_per_s": 41_000.0,
+                        "xgboost_pred_contribs_rows_per_s": 2_500.0,
+                        "margin_only_rows_per_s": 90_000.0,
+                    }
+                ],
+            },
+            "notes": {
+                "device": "cpu",
+                "threads": 1,
+                "results": [{"batch": 8, "notes_per_s": 48.25}],
+            },
+            "imaging": {
+                "device": "cpu",
+                "threads": 1,
+                "max_difference_from_cpu": 0.0,
+                "results": [
+                    {"batch": 1, "images_per_s": 310.0},
+                    {"batch": 8, "images_per_s": 520.0},
+                ],
+            },
+        }
+    }
+    table = report.models_table(result)
+    assert table[2:] == [
+        "| vitals `xgb-1` (SHAP by tables, top 5) | 32 | 41,000 rows "
+        "| XGBoost `pred_contribs` 2,500, margin only 90,000 |",
+        "| notes (encoder and explanations, cpu, 1 thread) | 8 | 48.2 notes | |",
+        "| images (cpu, 1 thread) | 1 | 310 images | largest difference from the CPU 0.0e+00 |",
+        "| images (cpu, 1 thread) | 8 | 520 images | largest difference from the CPU 0.0e+00 |",
+    ]
+    # without a trained vitals model the stage says so instead of a rate
+    result["models"]["vitals"] = {"skipped": "no valid vitals model in /m"}
+    assert report.models_table(result)[2] == "| vitals | – | – | no valid vitals model in /m |"
