@@ -1,8 +1,9 @@
 """Redis feature store for vitals: one pipelined round trip per batch.
 
 Each patient's events of a batch go to one EVALSHA of `lua/update_vitals.lua`, which
-de-duplicates by `event_id`, inserts, trims to 24 h and computes every rolling feature
-server-side; all patients of a batch share one pipeline. Key layout: KEYS.md.
+de-duplicates by `event_id`, inserts, trims to 24 h and keeps every window's running sums
+server-side; all patients of a batch share one pipeline, and the features of all of them
+come from the returned sums at once (`features/sums.py`). Key layout: KEYS.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from features import sums
 from features.news2 import News2Inputs
 from features.samples import VitalsSample
 from features.windows import FEATURE_NAMES, HOUR_US
@@ -192,9 +194,16 @@ class FeatureStore:
                 pipe.evalsha(sha, 6, k.samples, k.ids, k.meta, k.alert, k.modal, k.blocks, *args)
 
         replies = await self._pipelined(self._update, fill)
+        if not replies:
+            return {}
+        # the features of every patient at once, from the window sums each call returned
+        values = sums.features(
+            np.frombuffer(b"".join(r[1] for r in replies), dtype="<f8").reshape(len(replies), -1),
+            np.frombuffer(b"".join(r[2] for r in replies), dtype="<f8").reshape(len(replies), -1),
+        )
         return {
-            patient_id: _parse(patient_id, reply)
-            for patient_id, reply in zip(batch, replies, strict=True)
+            patient_id: _parse(patient_id, reply, row)
+            for patient_id, reply, row in zip(batch, replies, values, strict=True)
         }
 
     async def read_features(self, patient_ids: list[str]) -> dict[str, PatientFeatures]:
@@ -300,8 +309,8 @@ class FeatureStore:
         return [orjson.loads(risk) for risk in risks if risk is not None]
 
 
-def _parse(patient_id: str, reply: list[Any]) -> PatientFeatures:
-    meta, values, news, (alert_state, alert_outbox), (notes, imaging) = reply
+def _parse(patient_id: str, reply: list[Any], values: np.ndarray) -> PatientFeatures:
+    meta, _, _, news, (alert_state, alert_outbox), (notes, imaging) = reply
     as_of, accepted, duplicates, dropped, samples = meta
     return PatientFeatures(
         patient_id=patient_id,
@@ -310,7 +319,7 @@ def _parse(patient_id: str, reply: list[Any]) -> PatientFeatures:
         duplicates=int(duplicates),
         dropped=int(dropped),
         samples=int(samples),
-        values=np.frombuffer(values, dtype="<f8"),
+        values=values,
         news2_inputs=parse_news2(news),
         alert_state=alert_state,
         alert_outbox=alert_outbox,

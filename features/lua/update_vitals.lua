@@ -1,4 +1,5 @@
--- Apply a batch of one patient's vitals events and return the patient's features.
+-- Apply a batch of one patient's vitals events; return the running window state its features
+-- come from (features/sums.py), its NEWS2 inputs, alert state and other modalities' scores.
 -- Layout and semantics: features/KEYS.md. All keys share the {patient_id} hash tag.
 --
 -- KEYS[1] samples zset   member <75 bytes of packed values><event_id>, score observed_at (us)
@@ -16,10 +17,11 @@
 -- Timestamps stay strings on the way into Redis commands: Lua would print a number
 -- with 14 significant digits, and microsecond epochs have 16.
 --
--- Returns {{as_of, accepted, duplicates, dropped, samples} (counts for this call), features,
--- news2, {alert state, alert outbox}, {notes, imaging}} where
--- features are little-endian doubles in features/windows.py FEATURE_NAMES order (NaN for
--- null) and news2 is
+-- Returns {{as_of, accepted, duplicates, dropped, samples} (counts for this call), sums,
+-- latest, news2, {alert state, alert outbox}, {notes, imaging}} where sums is the running
+-- state `S` below as stored (256 little-endian doubles), latest the latest value of each
+-- vital (8 doubles, NaN where none is kept), from which features/sums.py derives the
+-- features of every patient of a batch at once, and news2 is
 -- {rr, spo2, spo2_scale, supplemental_o2, sbp, hr, consciousness, temp}; false = null.
 --
 -- The windows are kept incrementally (written by hand: no Redis structure keeps a
@@ -425,10 +427,11 @@ end
 
 -- Write the state back; a call that accepted nothing into state that was current (a read,
 -- or only redeliveries) changed none of it.
+local packed_sums
 if accepted > 0 or not have_sums then
   S[SUMS_SIZE] = old_accepted + accepted
-  local fields = {'as_of', us(as_of), 'accepted', us(S[SUMS_SIZE]), 'sums',
-    struct.pack(SUMS_FORMAT, unpack(S))}
+  packed_sums = struct.pack(SUMS_FORMAT, unpack(S))
+  local fields = {'as_of', us(as_of), 'accepted', us(S[SUMS_SIZE]), 'sums', packed_sums}
   local cleared = {}
   for _, f in ipairs(LATEST) do
     if latest_changed[f] then
@@ -478,42 +481,13 @@ for _, f in ipairs(LATEST) do
   end
 end
 
--- Features go back as one string of little-endian doubles (NaN = null), which the client
--- reads with one numpy call instead of parsing 168 decimal strings per patient.
-local features = {}
-local out = 0
-local function push(value)
-  out = out + 1
-  features[out] = value
-end
+-- The features are derived from the sums by the caller, for a whole batch at once
+-- (features/sums.py): in this script they took a sixth of a call, one value at a time.
+local latest = {}
 for v = 1, N_VITALS do
-  for w = 1, 3 do
-    local b = stat(w, v)
-    local n, sy, syy, sx, sxx, sxy, lo, hi, ky = unpack(S, b + 1, b + 9)
-    if n == 0 then
-      push(NAN); push(NAN); push(NAN); push(NAN); push(NAN); push(0); push(NAN)
-    else
-      push(latest_v[v])
-      if lo == hi then
-        -- every sample the same value: exact, whatever rounding the sums carry
-        push(lo); push(lo); push(hi); push(0)
-      else
-        local my = sy / n
-        local var = syy / n - my * my
-        if var < 0 then var = 0 end
-        push(ky + my); push(lo); push(hi); push(math.sqrt(var))
-      end
-      push(n)
-      if n < 2 or n == S[AT_LATEST + v] then
-        -- fewer than 2 samples, or all at one time (the latest)
-        push(NAN)
-      elseif lo == hi then
-        push(0)
-      else
-        push((sxy - sx * sy / n) / (sxx - sx * sx / n))
-      end
-    end
-  end
+  local value = latest_v[v]
+  if value == nil then value = NAN end
+  latest[v] = value
 end
 
 -- NEWS2 takes each parameter's latest value observed at most `lookback` before as_of.
@@ -543,6 +517,6 @@ local news = {
 local alert = redis.call('HMGET', KEYS[4], 'state', 'outbox')
 local modal = redis.call('HMGET', KEYS[5], 'notes', 'imaging')
 
-local packed = struct.pack('<' .. string.rep('d', out), unpack(features))
-
-return {{us(as_of), accepted, duplicates, dropped, S[6]}, packed, news, alert, modal}
+return {{us(as_of), accepted, duplicates, dropped, S[6]},
+  packed_sums or struct.pack(SUMS_FORMAT, unpack(S)),
+  struct.pack('<' .. string.rep('d', N_VITALS), unpack(latest)), news, alert, modal}
