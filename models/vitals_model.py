@@ -48,8 +48,9 @@ MODEL_FEATURES: tuple[str, ...] = (*FEATURE_NAMES, *CHANGE_FEATURES, *NEWS2_FEAT
 TOP_CONTRIBUTORS = 5
 
 
-def news2_row(inputs: News2Inputs | None) -> list[float]:
-    """`NEWS2_FEATURES` of one patient: NaN (missing to XGBoost) where there is no value."""
+def news2_row(inputs: News2Inputs | None, total: int | None = None) -> list[float]:
+    """`NEWS2_FEATURES` of one patient: NaN (missing to XGBoost) where there is no value;
+    `total`, where given, is `news2(inputs).total` computed already."""
     if inputs is None:
         return [math.nan] * len(NEWS2_FEATURES)
     row = []
@@ -61,19 +62,28 @@ def news2_row(inputs: News2Inputs | None) -> list[float]:
             row.append(0.0 if value == "A" else 1.0)
         else:
             row.append(float(value))
-    row.append(float(news2(inputs).total))
+    row.append(float(news2(inputs).total if total is None else total))
     row.append(float(inputs.spo2_scale))
     return row
 
 
 def design_matrix(
-    rolling: np.ndarray | Sequence[Sequence[float | None]], news: Sequence[News2Inputs | None]
+    rolling: np.ndarray | Sequence[Sequence[float | None]],
+    news: Sequence[News2Inputs | None],
+    totals: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Rows in `MODEL_FEATURES` order from rolling features (`FEATURE_NAMES` order, None or
-    NaN where empty) and the NEWS2 inputs of the same rows; NaN propagates to a change."""
+    NaN where empty) and the NEWS2 inputs of the same rows; NaN propagates to a change.
+    `totals`: the rows' NEWS2 totals where the caller has them (the worker scores NEWS2
+    anyway; computing it twice was 2 % of a live worker's time)."""
     left = np.asarray(rolling, dtype=np.float64).reshape(len(news), len(FEATURE_NAMES))
     changes = left[:, _CHANGE_COLUMNS[:, 0]] - left[:, _CHANGE_COLUMNS[:, 1]]
-    right = np.array([news2_row(n) for n in news], dtype=np.float64).reshape(len(news), -1)
+    rows = (
+        [news2_row(n) for n in news]
+        if totals is None
+        else [news2_row(n, t) for n, t in zip(news, totals, strict=True)]
+    )
+    right = np.array(rows, dtype=np.float64).reshape(len(news), -1)
     return np.hstack([left, changes, right])
 
 

@@ -49,7 +49,8 @@ def vitals_scores(
     if model is None:
         return [fallback_score(pf, r) for pf, r in zip(patients, news2_results, strict=True)]
     news = [pf.news2_inputs for pf in patients]
-    x = design_matrix(np.vstack([pf.values for pf in patients]), news)
+    totals = [r.total for r in news2_results]
+    x = design_matrix(np.vstack([pf.values for pf in patients]), news, totals)
     return [
         VitalsScore(p.probability, p.contributors, model.version) for p in model.predict(x, news)
     ]

@@ -92,3 +92,22 @@ def test_contributions_with_bias_sum_to_the_margin_and_top5_are_the_largest(tmp_
         assert [abs(c.contribution) for c in p.contributors] == pytest.approx(top, abs=1e-4)
     consciousness = [c for p in predictions[:10] for c in p.contributors]
     assert all(c.value == "V" for c in consciousness if c.feature == "news2_consciousness")
+
+
+def test_the_workers_design_matrix_with_its_news2_totals_is_trainings() -> None:
+    """The worker hands `design_matrix` the NEWS2 totals it scored; training computes them
+    there: the rows must be the same, or serving would skew from training."""
+    from features.news2 import news2
+
+    rng = np.random.default_rng(1)
+    rolling = rng.normal(size=(4, len(FEATURE_NAMES)))
+    news = [
+        News2Inputs(respiratory_rate=26.0, spo2=91.0, supplemental_o2=True, heart_rate=131.0),
+        News2Inputs(consciousness="P", temperature=38.6, spo2_scale=2, spo2=87.0),
+        News2Inputs(),
+        None,
+    ]
+    totals = [news2(n).total if n is not None else 0 for n in news]
+    served, trained = design_matrix(rolling, news, totals), design_matrix(rolling, news)
+    np.testing.assert_array_equal(served, trained)
+    assert served[0, MODEL_FEATURES.index("news2_total")] == totals[0] > 0
