@@ -203,6 +203,10 @@ def replay_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _threads(run: dict[str, Any]) -> str:
+    return f"{run['threads']} thread{'' if run['threads'] == 1 else 's'}"
+
+
 def models_table(result: dict[str, Any]) -> list[str]:
     """Each model's rate by batch size, as the worker calls it."""
     models = result.get("models", {})
@@ -220,13 +224,13 @@ def models_table(result: dict[str, Any]) -> list[str]:
     notes = models.get("notes", {})
     for r in notes.get("results", []):
         lines.append(
-            f"| notes (encoder and explanations, {notes['device']}, {notes['threads']} thread) "
+            f"| notes (encoder and explanations, {notes['device']}, {_threads(notes)}) "
             f"| {r['batch']} | {r['notes_per_s']:,.1f} notes | |"
         )
     images = models.get("imaging", {})
     for r in images.get("results", []):
         lines.append(
-            f"| images ({images['device']}, {images['threads']} thread) | {r['batch']} "
+            f"| images ({images['device']}, {_threads(images)}) | {r['batch']} "
             f"| {_n(r['images_per_s'])} images | largest difference from the CPU "
             f"{images['max_difference_from_cpu']:.1e} |"
         )

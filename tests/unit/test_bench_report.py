@@ -99,6 +99,10 @@ def test_the_models_table_shows_each_batch_size_of_each_model() -> None:
         "| images (cpu, 1 thread) | 1 | 310 images | largest difference from the CPU 0.0e+00 |",
         "| images (cpu, 1 thread) | 8 | 520 images | largest difference from the CPU 0.0e+00 |",
     ]
+    result["models"]["notes"]["threads"] = 2
+    assert (
+        "| notes (encoder and explanations, cpu, 2 threads) | 8 |" in report.models_table(result)[3]
+    )
     # without a trained vitals model the stage says so instead of a rate
     result["models"]["vitals"] = {"skipped": "no valid vitals model in /m"}
     assert report.models_table(result)[2] == "| vitals | – | – | no valid vitals model in /m |"
