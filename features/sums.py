@@ -46,9 +46,8 @@ def features(sums: np.ndarray, latest: np.ndarray) -> np.ndarray:
     out[..., 2] = lo
     out[..., 3] = hi
     out[..., 4] = np.where(same, 0.0, np.sqrt(var))
-    out[..., 5] = n
     # fewer than 2 samples, or all at one time (the latest): no slope
     out[..., 6] = np.where((n < 2) | (n == at_latest), np.nan, np.where(same, 0.0, slope))
-    out[empty] = np.nan
-    out[..., 5][empty] = 0.0
+    out[empty] = np.nan  # an empty window: every statistic null but its count, 0
+    out[..., 5] = n
     return out.reshape(patients, len(FEATURE_NAMES))

@@ -70,7 +70,7 @@ def news2_row(inputs: News2Inputs | None, total: int | None = None) -> list[floa
 def design_matrix(
     rolling: np.ndarray | Sequence[Sequence[float | None]],
     news: Sequence[News2Inputs | None],
-    totals: Sequence[int] | None = None,
+    totals: Sequence[int | None] | None = None,
 ) -> np.ndarray:
     """Rows in `MODEL_FEATURES` order from rolling features (`FEATURE_NAMES` order, None or
     NaN where empty) and the NEWS2 inputs of the same rows; NaN propagates to a change.
@@ -78,11 +78,8 @@ def design_matrix(
     anyway; computing it twice was 2 % of a live worker's time)."""
     left = np.asarray(rolling, dtype=np.float64).reshape(len(news), len(FEATURE_NAMES))
     changes = left[:, _CHANGE_COLUMNS[:, 0]] - left[:, _CHANGE_COLUMNS[:, 1]]
-    rows = (
-        [news2_row(n) for n in news]
-        if totals is None
-        else [news2_row(n, t) for n, t in zip(news, totals, strict=True)]
-    )
+    totals = [None] * len(news) if totals is None else totals
+    rows = [news2_row(n, t) for n, t in zip(news, totals, strict=True)]
     right = np.array(rows, dtype=np.float64).reshape(len(news), -1)
     return np.hstack([left, changes, right])
 
