@@ -140,11 +140,11 @@ def settle_heap() -> None:
     A batch's events, samples and scores live for a batch or two and are freed by their
     reference counts, but at Python's default threshold of 700 the collector ran a young
     pass every few milliseconds and kept promoting them, so it traversed each of them
-    several times: 1.3 s of a 14 s backlog drain of 100,000 events (9 %), and 1.3 s of
-    35 s at 4,700 live events/s, in 4,400 young, 400 middle and 36 full passes. At
+    several times: 1.3 s of a 14 s backlog drain of 100,000 events (9 %), and 1.3 s of a
+    30 s level of 4,700 live events/s, in 4,400 young, 400 middle and 36 full passes. At
     `GC_YOUNG_THRESHOLD` it ran no pass at all at that live rate and four or five in the
-    drain (0.08-0.19 s); the garbage in cycles it still collects is bounded by the threshold
-    (BENCHMARKS.md, "The cyclic collector set for a stream worker")."""
+    drain (0.08-0.19 s); the garbage in cycles it still collects is bounded by the
+    threshold (BENCHMARKS.md, "The cyclic collector set for a stream worker")."""
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD)
 
