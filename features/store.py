@@ -23,7 +23,7 @@ from redis.exceptions import NoScriptError
 from features import sums
 from features.news2 import News2Inputs
 from features.samples import VitalsSample
-from features.windows import FEATURE_NAMES, HOUR_US
+from features.windows import FEATURE_NAMES, HOUR_US, VITALS
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +197,14 @@ class FeatureStore:
         if not replies:
             return {}
         # the features of every patient at once, from the window sums each call returned
+        # (a script of another layout fails the reshape rather than being misread)
         values = sums.features(
-            np.frombuffer(b"".join(r[1] for r in replies), dtype="<f8").reshape(len(replies), -1),
-            np.frombuffer(b"".join(r[2] for r in replies), dtype="<f8").reshape(len(replies), -1),
+            np.frombuffer(b"".join(r[1] for r in replies), dtype="<f8").reshape(
+                len(replies), sums.SUMS_SIZE
+            ),
+            np.frombuffer(b"".join(r[2] for r in replies), dtype="<f8").reshape(
+                len(replies), len(VITALS)
+            ),
         )
         return {
             patient_id: _parse(patient_id, reply, row)

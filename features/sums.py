@@ -16,12 +16,13 @@ import numpy as np
 
 from features.windows import FEATURE_NAMES, STATS, VITALS, WINDOWS
 
-SUMS_SIZE = 256
-"""Doubles in `sums`: a format version, per window its samples and removals, per window and
-vital 10 statistics, per vital the samples at its latest time, the `accepted` counter."""
 _STATS_AT = 7
 _FIELDS = 10
 _AT_LATEST = _STATS_AT + len(WINDOWS) * len(VITALS) * _FIELDS
+SUMS_SIZE = _AT_LATEST + len(VITALS) + 1
+"""Doubles in `sums` (256): a format version, per window its samples and removals, per
+window and vital 10 statistics, per vital the samples at its latest time, the `accepted`
+counter."""
 
 
 def features(sums: np.ndarray, latest: np.ndarray) -> np.ndarray:
