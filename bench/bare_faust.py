@@ -12,14 +12,15 @@ several agents share.
   record schema (`streams.kafka.raw_schema`), Vigil's intake
   (`streams.intake.run_batches`) and, per batch, the worker's round trips with the
   worker's sizes: one pipelined Redis call that records each event id and reads back a
-  feature vector per patient, one that stores a score per patient, and one record per
-  patient produced to SINK (idempotent, acks=all) with the acks awaited. What Vigil does
+  feature vector per patient, one that stores a score per patient while one record per
+  patient is produced to SINK (idempotent, acks=all), the acks awaited. What Vigil does
   beyond this agent is its own computation: validation, the feature script, scoring,
   alert decisions and encoding.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -72,11 +73,14 @@ class WorkerIO:
                 pipe.set(f"{key}:features", self.features)
                 pipe.get(f"{key}:features")
             await pipe.execute()
+        # the scores stored while they are produced, as the worker does
         async with self.redis.pipeline(transaction=False) as pipe:
             for patient_id in by_patient:
                 pipe.set(f"{self.prefix}{patient_id}:risk", self.score)
-            await pipe.execute()
-        await self.outbound.send_all([(self.sink, p.encode(), self.score) for p in by_patient])
+            await asyncio.gather(
+                pipe.execute(),
+                self.outbound.send_all([(self.sink, p.encode(), self.score) for p in by_patient]),
+            )
 
 
 def main() -> None:

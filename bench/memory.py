@@ -145,10 +145,11 @@ async def _score_once(
     models = ModelSet.from_settings(settings)
     models.refresh(force=True)
     policy = AlertPolicy.load(settings.alert_policy)
-    scorer = PatientScorer(store, Metrics(), policy, settings.topic_prefix, models)
+    scorer = PatientScorer(Metrics(), policy, settings.topic_prefix, models)
     triggers = {pid: f"{pid}-last" for pid in features}
     result = BatchResult()
-    await scorer.score(features, triggers, {}, topics.VITALS, result)
+    scorer.score(features, triggers, {}, topics.VITALS, result)
+    await store.save_scores(result.stored)
     return result.scores
 
 

@@ -121,7 +121,7 @@ class ImagingPipeline:
         if stored:
             await self.store.set_modality(stored)
             features = await self.store.read_features(list(triggers))
-            await self.scorer.score(features, triggers, {}, topic, prepared.result)
+            self.scorer.score(features, triggers, {}, topic, prepared.result)
         return prepared.result
 
 

@@ -102,5 +102,5 @@ class NotesPipeline:
         await self.store.set_modality(stored)
         # Effect 2: re-score the patients with vitals (the others when their vitals come).
         features = await self.store.read_features(list(triggers))
-        await self.scorer.score(features, triggers, {}, topic, prepared.result)
+        self.scorer.score(features, triggers, {}, topic, prepared.result)
         return prepared.result

@@ -1,5 +1,7 @@
-"""Re-score patients whose state changed, decide alerts, and store both: the part every
-input topic shares once its own modality is in Redis."""
+"""Re-score patients whose state changed and decide alerts: the part every input topic
+shares once its own modality is in Redis. What the scores and decisions write to Redis
+goes with the batch's result; the worker stores it while it produces the scores
+(streams/app.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import orjson
 
 from features.news2 import news2
 from features.samples import to_us
-from features.store import FeatureStore, PatientFeatures, ScoreUpdate
+from features.store import PatientFeatures, ScoreUpdate
 from models import news2_fallback
 from models.fusion import FUSION_INPUTS, PASSTHROUGH, FusionModel
 from models.image_model import IMAGE_INPUTS, ImageModel
@@ -35,12 +37,16 @@ class BatchResult:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     """RiskAlerts as JSON objects: this batch's, and any a crash left unpublished."""
     dead: list[DeadLetter] = field(default_factory=list)
+    stored: list[ScoreUpdate] = field(default_factory=list)
+    """Per scored patient: the snapshot, history entry and alert decision (with its outbox)
+    that `FeatureStore.save_scores` writes."""
 
     def extend(self, other: BatchResult) -> None:
         self.scores += other.scores
         self.score_json += other.score_json
         self.alerts += other.alerts
         self.dead += other.dead
+        self.stored += other.stored
 
 
 @dataclass
@@ -96,19 +102,17 @@ class ModelSet:
 class PatientScorer:
     def __init__(
         self,
-        store: FeatureStore,
         metrics: Metrics,
         policy: AlertPolicy,
         prefix: str,
         models: ModelSet,
     ) -> None:
-        self.store = store
         self.metrics = metrics
         self.policy = policy
         self.prefix = prefix
         self.models = models
 
-    async def score(
+    def score(
         self,
         features: dict[str, PatientFeatures],
         triggers: dict[str, str],
@@ -116,8 +120,9 @@ class PatientScorer:
         topic: str,
         result: BatchResult,
     ) -> None:
-        """Score each patient (trigger: the event that caused it), decide alerts, and store
-        scores and decisions with the alerts still to publish in an outbox (see app.py)."""
+        """Score each patient (trigger: the event that caused it) and decide alerts; the
+        scores, the decisions and the alerts still to publish (their outbox) go into
+        `result.stored`, to be written before any of those alerts is produced (app.py)."""
         if not features:
             return
         scored_at = datetime.now(UTC)
@@ -131,7 +136,6 @@ class PatientScorer:
         fusion = self.models.fusion.current
         fusion_version = PASSTHROUGH if fusion is None else fusion.version
         fused = fused_scores(patients, vitals, [n.total for n in news], fusion)
-        updates = []
         for (patient_id, pf), vitals_score, news2_result, fused_score in zip(
             features.items(), vitals, news, fused, strict=True
         ):
@@ -158,7 +162,7 @@ class PatientScorer:
             result.scores.append(risk)
             result.score_json.append(risk_json)
             result.alerts += outbox
-            updates.append(
+            result.stored.append(
                 ScoreUpdate(
                     patient_id=patient_id,
                     fused=risk.scores.fused or 0.0,
@@ -169,7 +173,6 @@ class PatientScorer:
                     alert_outbox=orjson.dumps(outbox) if outbox else None,
                 )
             )
-        await self.store.save_scores(updates)
 
 
 def encode(model: RiskScore | DeadLetter) -> bytes:

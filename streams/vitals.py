@@ -46,10 +46,15 @@ class VitalsPipeline:
         # nothing, and it is still re-scored so that no score or alert is lost.
         features = await self.store.apply_vitals(by_patient)
         triggers = {pid: samples[-1].event_id for pid, samples in by_patient.items()}
-        # Effect 2: the scores, the API snapshot and the alert decisions, with the alerts
-        # to publish kept in an outbox until the broker has them (see streams/app.py).
-        await self.scorer.score(features, triggers, units, topic, result)
+        # Effect 2: the scores and the alert decisions, which the worker stores (the API
+        # snapshot, and the alerts to publish kept in an outbox until the broker has them)
+        # while it produces the scores (see streams/app.py).
+        self.scorer.score(features, triggers, units, topic, result)
         return result
 
     async def process(self, records: list[RawRecord], topic: str) -> BatchResult:
-        return await self.apply(await self.prepare(records), topic)
+        """As the worker handles a batch, short of producing to Kafka: scores and
+        decisions are stored, and the alerts stay in their outboxes."""
+        result = await self.apply(await self.prepare(records), topic)
+        await self.store.save_scores(result.stored)
+        return result

@@ -111,7 +111,7 @@ def test_alert_decided_before_a_crash_is_republished_with_the_same_id(services, 
         try:
             store = FeatureStore(client, f"vigil:crash-{uuid.uuid4().hex[:6]}:")
             models = ModelSet.from_settings(Settings(model_dir=tmp_path))
-            scorer = PatientScorer(store, Metrics(), AlertPolicy.load(), "c.", models)
+            scorer = PatientScorer(Metrics(), AlertPolicy.load(), "c.", models)
             pipeline = VitalsPipeline(store, scorer, 1 << 20)
             await pipeline.process(records[:2], "vitals.v1")
             decided = (await pipeline.process(records[2:], "vitals.v1")).alerts
