@@ -347,8 +347,7 @@ class Worker:
         alerts_out = [(t(topics.ALERTS), a["patient_id"].encode(), raw) for a, raw in alerts]
 
         async def store_then_alert() -> None:
-            if result.stored:
-                await self.store.save_scores(result.stored)
+            await self.store.save_scores(result.stored)  # none stored: no round trip
             if alerts_out:
                 await self.outbound.send_all(alerts_out)
 

@@ -11,6 +11,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from streams.app import Worker
+from streams.deadletters import RawRecord, dead_letter
 from streams.scoring import BatchResult
 from streams.settings import Settings
 
@@ -71,3 +72,16 @@ def test_a_failed_store_produces_no_alert_and_fails_the_batch(worker, monkeypatc
     with pytest.raises(RedisConnectionError):
         asyncio.run(worker._publish(batch()))
     assert log == ["storing", ("produced", ["u.risk-scores.v1"])]
+
+
+def test_a_batch_of_only_dead_letters_touches_no_redis(worker, monkeypatch) -> None:
+    """The worker's Redis URL points where nothing listens: any round trip would fail."""
+    produced: list = []
+
+    async def send_all(records: list) -> None:
+        produced.extend(topic for topic, _, _ in records)
+
+    monkeypatch.setattr(worker.outbound, "send_all", send_all)
+    record = RawRecord("u.vitals.v1", 0, 7, b"p-1", b"not json")
+    asyncio.run(worker._publish(BatchResult(dead=[dead_letter(record, ValueError("bad"))])))
+    assert produced == ["u.dead-letter.v1"]
