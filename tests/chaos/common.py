@@ -99,6 +99,20 @@ def assert_features_match(redis_url: str, namespace: str, events: list[dict]) ->
     return len(logs)
 
 
+def accepted_events(redis_url: str, namespace: str, patients: list[str]) -> int:
+    """How many distinct events the workers have applied to these patients' features: the
+    progress of the processing itself, which the group's commits trail by up to a commit
+    interval."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for pid in patients:
+            pipe.hget(PatientKeys(namespace, pid).meta, "accepted")
+        return sum(int(n or 0) for n in pipe.execute())
+    finally:
+        client.close()
+
+
 def topic_exists(bootstrap: str, topic: str) -> bool:
     from kafka import KafkaConsumer
 

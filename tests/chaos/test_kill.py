@@ -20,6 +20,7 @@ import redis
 
 from streams.alerts import AlertState
 from tests.chaos.common import (
+    accepted_events,
     assert_features_match,
     no_suppression_policy,
     start_worker,
@@ -47,23 +48,26 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
         f"{prefix}vitals.v1",
         [(e["patient_id"].encode(), orjson.dumps(e)) for e in events],
     )
-    # each kill lands once the group has committed another sixth of the stream, so every
-    # one of them interrupts work in progress: half the stream is still to come after the
-    # last, more than a worker handles in the second the commits lag behind it plus the
-    # wait below (with a quarter left, a faster worker had finished before its last kill)
-    kills, mid_stream, proc = 0, 0, first
+    # each kill lands once the workers have applied another sixth of the stream to Redis,
+    # so every one of them interrupts work in progress: half the stream is still to come
+    # after the last. Progress is read from Redis, not from the group's commits, which trail
+    # the work by up to a commit interval (a fast worker had finished the second half before
+    # its commits showed the first)
+    kills, mid_stream, proc, landed = 0, 0, first, []
     group, topic = f"{prefix}vigil-worker", f"{prefix}vitals.v1"
+    patients = sorted({e["patient_id"] for e in events})
     for sixth in (1, 2, 3):
         wait_for(
             lambda q=sixth: (
-                group_progress(services.kafka_bootstrap, group, topic)[0] >= q * len(events) // 6
+                accepted_events(services.redis_url, namespace, patients) >= q * len(events) // 6
             ),
             timeout_s=180,
-            every_s=0.2,
+            every_s=0.1,
         )
-        time.sleep(rng.uniform(0, 0.5))
+        time.sleep(rng.uniform(0, 0.2))
         committed, end = group_progress(services.kafka_bootstrap, group, topic)
         mid_stream += committed < end
+        landed.append(accepted_events(services.redis_url, namespace, patients))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
@@ -75,7 +79,7 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
         proc.wait(timeout=30)
     assert mid_stream == kills, "a kill landed after the stream was processed"
 
-    patients = assert_features_match(services.redis_url, namespace, events)
+    assert assert_features_match(services.redis_url, namespace, events) == len(patients)
 
     scores = read_all(services.kafka_bootstrap, f"{prefix}risk-scores.v1")
     alerts = read_all(services.kafka_bootstrap, f"{prefix}risk-alerts.v1")
@@ -89,7 +93,7 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
     per_patient: dict[str, list[dict]] = defaultdict(list)
     for a in unique:
         per_patient[a["patient_id"]].append(a)
-    for pid in {e["patient_id"] for e in events}:
+    for pid in patients:
         raw = client.hmget(f"{namespace}p:{{{pid}}}:alert", "state", "outbox")
         state, outbox = AlertState.from_json(raw[0]), raw[1]
         assert outbox is None, f"{pid}: alerts left unpublished"
@@ -100,8 +104,8 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
             assert published and published[-1]["level"] == state.alerted, pid
     client.close()
     print(
-        f"\nSIGKILL chaos: {len(events)} events sent to {patients} patients, {kills} kills "
-        f"({mid_stream} mid-stream), "
+        f"\nSIGKILL chaos: {len(events)} events sent to {len(patients)} patients, {kills} kills "
+        f"({mid_stream} mid-stream, after {landed} events), "
         f"{len(scores)} scores, {len(unique)} alerts ({len(alerts) - len(unique)} duplicate "
         f"copies on the topic, all sharing their alert_id)"
     )
