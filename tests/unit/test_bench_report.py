@@ -106,3 +106,41 @@ def test_the_models_table_shows_each_batch_size_of_each_model() -> None:
     # without a trained vitals model the stage says so instead of a rate
     result["models"]["vitals"] = {"skipped": "no valid vitals model in /m"}
     assert report.models_table(result)[2] == "| vitals | – | – | no valid vitals model in /m |"
+
+
+def _latency_run(share: float, run: int, p99: float) -> dict:
+    return {
+        "share": share,
+        "run": run,
+        "rate": share * 10_000,
+        "sent": 1_000,
+        "scores": 250,
+        "unscored_events": 0,
+        "p50_ms": p99 / 2,
+        "p95_ms": p99 - 20,
+        "p99_ms": p99,
+        "max_ms": p99 + 50,
+        "p50_first_quarter_ms": 90.0,
+        "p50_last_quarter_ms": 95.0,
+        "batches": {"mean_batch_events": 500.0, "mean_batch_ms": 50.0},
+    }
+
+
+def test_each_latency_level_is_the_median_of_its_runs_and_every_run_is_shown() -> None:
+    runs = [
+        _latency_run(share, run, p99)
+        for run, by_share in enumerate([(180.0, 465.0), (150.0, 289.0), (210.0, 310.0)], 1)
+        for share, p99 in zip((0.25, 0.5), by_share, strict=True)
+    ]
+    medians = suite.latency_medians(runs)
+    assert [(m["share"], m["runs"], m["p99_ms"]) for m in medians] == [
+        (0.25, 3, 180.0),
+        (0.5, 3, 310.0),
+    ]
+    assert medians[1]["p99_ms_of_each_run"] == [465.0, 289.0, 310.0]
+    assert medians[1]["p50_ms"] == 155.0
+
+    table = "\n".join(report.latency_table({"latency": {"levels": runs, "medians": medians}}))
+    assert "| 50% | 5,000 | 3 | 155 | 290 | **310** | 465, 289, 310 |" in table
+    assert "| 50% | 2 | 5,000 | 1,000 | 144 | 269 | 289 |" in table
+    assert report.latency_table({}) == []
