@@ -64,7 +64,7 @@ STAGES = ("ceilings", "throughput", "latency", "memory", "replay", "models")
 
 @dataclass(frozen=True)
 class Plan:
-    """How big each stage is: the defaults are the full run (about 8 min on 2 cores)."""
+    """How big each stage is: the defaults are the full run (about 15 min on 2 cores)."""
 
     events: int = 100_000
     """Enough for a drain of about 10 s by one worker after the producer's flush: with
