@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.feed import Record, paced_send
 from bench.services import Services
-from bench.workers import Worker, running
+from bench.workers import Batches, Worker, histogram_quantiles, running, summed_buckets
 from streams import topics
 from streams.settings import Settings
 
@@ -80,6 +80,8 @@ class ScoreTracker:
 class LatencyLevel:
     share: float
     rate: float
+    workers: int
+    """In one consumer group, sharing the machine."""
     seconds: float
     """The paced send, warm-up included."""
     warmup_s: float
@@ -95,7 +97,7 @@ class LatencyLevel:
     worker_p50_ms: float
     worker_p99_ms: float
     """From the input record's append on `vitals.v1` (broker time) to its score's
-    acknowledgement, by the worker's own histogram (what it observed after the warm-up):
+    acknowledgement, by the workers' own histograms (what they observed after the warm-up):
     the rest of the end-to-end latency was spent before the broker had the record (the
     sender and the broker's intake)."""
     warmup_p50_ms: float
@@ -131,10 +133,10 @@ async def _send_and_follow(
     records: list[Record],
     rate: float,
     tracker: ScoreTracker,
-    worker: Worker,
+    workers: list[Worker],
     warmup_s: float,
 ) -> tuple[float, list[tuple[float, float]]]:
-    """Seconds the paced send took and the worker's latency histogram as the warm-up
+    """Seconds the paced send took and the workers' latency histogram as the warm-up
     ended; returns once every sent event is scored, or `SETTLE_S` after the last send.
     The score follower shares this process's one thread with the sender, so the load
     generator takes as little of the machine as it can."""
@@ -145,7 +147,7 @@ async def _send_and_follow(
 
     async def histogram_after_warmup() -> list[tuple[float, float]]:
         await asyncio.sleep(warmup_s)
-        return await asyncio.to_thread(worker.latency_buckets, vitals)
+        return await asyncio.to_thread(summed_buckets, workers, vitals)
 
     tracker.measured_from = time.time() + warmup_s
     started = time.monotonic()
@@ -172,9 +174,10 @@ def measure(
     rate: float,
     log: Path,
     warmup_s: float = 0.0,
+    workers: int = 1,
 ) -> LatencyLevel:
-    """One worker on a fresh prefix, fed `records` at `rate` events/s; the events of the
-    first `warmup_s` are not measured."""
+    """`workers` in one group on a fresh prefix, fed `records` at `rate` events/s; the
+    events of the first `warmup_s` are not measured."""
     settings = services.fresh(
         f"lat{round(share * 100)}",
         configs={
@@ -184,19 +187,20 @@ def measure(
     )
     tracker = ScoreTracker()
     vitals = settings.topic(topics.VITALS)
-    with running(settings, 1, log) as (worker,):
+    with running(settings, workers, log) as procs:
         seconds, warmed = asyncio.run(
-            _send_and_follow(services.bootstrap, settings, records, rate, tracker, worker, warmup_s)
+            _send_and_follow(services.bootstrap, settings, records, rate, tracker, procs, warmup_s)
         )
-        batches = worker.batches(vitals).as_dict()
-        in_worker = worker.latency_quantiles(vitals, (0.5, 0.99), since=warmed)
-    return _summary(tracker, share, rate, seconds, warmup_s, batches, in_worker)
+        batches = Batches.total([w.batches(vitals) for w in procs]).as_dict()
+        in_worker = histogram_quantiles(summed_buckets(procs, vitals), (0.5, 0.99), warmed)
+    return _summary(tracker, share, rate, workers, seconds, warmup_s, batches, in_worker)
 
 
 def _summary(
     tracker: ScoreTracker,
     share: float,
     rate: float,
+    workers: int,
     seconds: float,
     warmup_s: float,
     batches: dict[str, float],
@@ -212,6 +216,7 @@ def _summary(
     return LatencyLevel(
         share=share,
         rate=rate,
+        workers=workers,
         seconds=seconds,
         warmup_s=warmup_s,
         sent=tracker.sent_measured,

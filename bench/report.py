@@ -128,12 +128,13 @@ def latency_table(result: dict[str, Any]) -> list[str]:
     if not lat.get("levels"):
         return []
     lines = [
-        "| load | events/s | runs | p50 ms | p95 ms | p99 ms | p99 ms of each run |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| load | events/s | workers | runs | p50 ms | p95 ms | p99 ms | p99 ms of each run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m in lat.get("medians", []):
         lines.append(
-            f"| {m['share']:.0%} | {_n(m['rate'])} | {m['runs']} | {_ms(m['p50_ms'])} "
+            f"| {m['share']:.0%} | {_n(m['rate'])} | {m.get('workers', 1)} | {m['runs']} "
+            f"| {_ms(m['p50_ms'])} "
             f"| {_ms(m['p95_ms'])} | **{_ms(m['p99_ms'])}** "
             f"| {', '.join(_ms(p) for p in m['p99_ms_of_each_run'])} |"
         )

@@ -80,6 +80,10 @@ class Plan:
     """Each level this many times, each with a fresh worker, the levels taken in turn: the
     p99 at 50 % moved from 465 to 289 ms between two full runs of the same code 26 minutes
     apart (BENCHMARKS.md), so a level's headline is the median of its runs."""
+    latency_workers: int = 1
+    """Workers in one group for the latency stage; the levels stay shares of the one-worker
+    rate, so `--latency-workers 2` asks what a second worker on the same machine buys at
+    the same load."""
     latency_seconds: float = 25.0
     latency_warmup_s: float = 5.0
     """Fed at each level's rate before its measured seconds (bench/latency.py)."""
@@ -193,14 +197,16 @@ def run_latency(svc: Services, plan: Plan, max_rate: float, log: Path) -> dict[s
             rate = share * max_rate
             seconds = plan.latency_warmup_s + plan.latency_seconds
             records = ward_events(plan.patients, round(rate * seconds), seed=2)
-            level = latency.measure(svc, records, share, rate, log, plan.latency_warmup_s)
+            level = latency.measure(
+                svc, records, share, rate, log, plan.latency_warmup_s, plan.latency_workers
+            )
             _say(f"latency at {share:.0%} ({rate:,.0f}/s), run {run}: p50 {level.p50_ms:.0f} "
                  f"ms, p99 {level.p99_ms:.0f} ms (warm-up p99 {level.warmup_p99_ms:.0f} ms), "
                  f"{level.unscored_events} unscored")  # fmt: skip
             runs.append({"run": run, **asdict(level)})
     return {
         "max_rate_events_per_s": max_rate,
-        "workers": 1,
+        "workers": plan.latency_workers,
         "levels": runs,
         "medians": latency_medians(runs),
     }
@@ -215,6 +221,7 @@ def latency_medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             {
                 "share": share,
                 "rate": mine[0]["rate"],
+                "workers": mine[0]["workers"],
                 "runs": len(mine),
                 **{
                     key: statistics.median(r[key] for r in mine)
@@ -319,6 +326,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-rate", type=float, help="1-worker events/s for latency when throughput is skipped"
     )
+    parser.add_argument(
+        "--latency-workers", type=int, default=1, help="workers for the latency stage (default 1)"
+    )
     args = parser.parse_args(argv)
     args.stages = [s for s in args.stages.split(",") if s]
     if unknown := set(args.stages) - set(STAGES):
@@ -351,7 +361,12 @@ def run_stages(svc: Services, args: argparse.Namespace, plan: Plan, log: Path) -
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     plan = QUICK if args.quick else Plan()
-    plan = replace(plan, events=args.events or plan.events, patients=args.patients or plan.patients)
+    plan = replace(
+        plan,
+        events=args.events or plan.events,
+        patients=args.patients or plan.patients,
+        latency_workers=args.latency_workers,
+    )
     log = Path(tempfile.mkdtemp(prefix="vigil-bench-logs-")) / "workers.log"
     _say(f"worker logs: {log}")
     result: dict[str, Any] = {

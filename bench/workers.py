@@ -28,6 +28,44 @@ POLL_S = 0.2
 """How often progress is read from /metrics (each read costs the worker a little CPU)."""
 
 
+def histogram_quantiles(
+    buckets: list[tuple[float, float]],
+    qs: tuple[float, ...],
+    since: list[tuple[float, float]] | None = None,
+) -> list[float]:
+    """Quantiles of a cumulative histogram ((upper edge, count) in order), of what it
+    gained after `since` when given, interpolated inside the buckets as Prometheus's
+    `histogram_quantile` does (prometheus_client parses, but has no quantile of a
+    histogram); NaN while it is empty."""
+    if since:
+        before = dict(since)
+        buckets = [(edge, count - before.get(edge, 0.0)) for edge, count in buckets]
+    total = buckets[-1][1] if buckets else 0.0
+    out = []
+    for q in qs:
+        below_edge, below = 0.0, 0.0
+        value = math.nan
+        for edge, count in buckets:
+            if total and count >= q * total:
+                if math.isinf(edge):
+                    value = below_edge
+                else:
+                    value = below_edge + (edge - below_edge) * (q * total - below) / (count - below)
+                break
+            below_edge, below = edge, count
+        out.append(value)
+    return out
+
+
+def summed_buckets(workers: Sequence[Worker], topic: str) -> list[tuple[float, float]]:
+    """The workers' latency histograms of `topic` added up (they share the edges)."""
+    totals: dict[float, float] = {}
+    for worker in workers:
+        for edge, count in worker.latency_buckets(topic):
+            totals[edge] = totals.get(edge, 0.0) + count
+    return sorted(totals.items())
+
+
 @dataclass(frozen=True)
 class Batches:
     count: int
@@ -95,30 +133,8 @@ class Worker:
     ) -> list[float]:
         """Quantiles (s) of `vigil_event_latency_seconds` (a record's Kafka timestamp to its
         score acknowledged), of the observations after `since` (an earlier
-        `latency_buckets`) when given, interpolated inside the histogram's buckets as
-        Prometheus's `histogram_quantile` does (prometheus_client parses, but has no
-        quantile of a histogram); NaN before any observation."""
-        buckets = self.latency_buckets(topic)
-        if since:
-            before = dict(since)
-            buckets = [(edge, count - before.get(edge, 0.0)) for edge, count in buckets]
-        total = buckets[-1][1] if buckets else 0.0
-        out = []
-        for q in qs:
-            below_edge, below = 0.0, 0.0
-            value = math.nan
-            for edge, count in buckets:
-                if total and count >= q * total:
-                    if math.isinf(edge):
-                        value = below_edge
-                    else:
-                        value = below_edge + (edge - below_edge) * (q * total - below) / (
-                            count - below
-                        )
-                    break
-                below_edge, below = edge, count
-            out.append(value)
-        return out
+        `latency_buckets`) when given; NaN before any observation."""
+        return histogram_quantiles(self.latency_buckets(topic), qs, since)
 
     def batches_done(self, topic: str) -> bool:
         """Whether every batch the worker has taken is processed and published."""

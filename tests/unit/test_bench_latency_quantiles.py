@@ -1,4 +1,4 @@
-"""The bench's reading of a worker's latency histogram (`Worker.latency_quantiles`)."""
+"""The bench's reading of workers' latency histograms (`bench.workers.histogram_quantiles`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.workers import Worker
+from bench.workers import Worker, histogram_quantiles, summed_buckets
 
 METRICS = """# TYPE vigil_event_latency_seconds histogram
 vigil_event_latency_seconds_bucket{le="0.1",topic="t"} 10.0
@@ -42,3 +42,13 @@ def test_quantiles_since_an_earlier_reading_leave_its_observations_out() -> None
     # what is left: 80 observations in (0.1, 0.25], 9 in (0.25, 0.5], 1 above
     (p50,) = Scraped(METRICS).latency_quantiles("t", (0.5,), since=earlier)
     assert p50 == pytest.approx(0.1 + 0.15 * 45 / 80)
+
+
+def test_workers_histograms_add_up_before_their_quantiles() -> None:
+    # a second worker with 100 observations, all under 0.1 s
+    fast = METRICS.replace("} 90.0", "} 100.0").replace("} 99.0", "} 100.0")
+    fast = fast.replace('le="0.1",topic="t"} 10.0', 'le="0.1",topic="t"} 100.0')
+    summed = summed_buckets([Scraped(METRICS), Scraped(fast)], "t")
+    assert summed == [(0.1, 110.0), (0.25, 190.0), (0.5, 199.0), (math.inf, 200.0)]
+    (p50,) = histogram_quantiles(summed, (0.5,))
+    assert p50 == pytest.approx(0.1 * 100 / 110)

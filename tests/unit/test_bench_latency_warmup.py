@@ -21,7 +21,7 @@ def test_events_sent_in_the_warm_up_are_reported_apart(monkeypatch: pytest.Monke
     tracker.scored(_score("p", "e1"), appeared_ms=101_900)  # covers e0 (1.9 s), e1 (0.9 s)
     tracker.scored(_score("p", "e3"), appeared_ms=106_300)  # covers e2 (1.3 s), e3 (0.3 s)
 
-    level = _summary(tracker, 0.5, 10.0, 7.0, 5.0, {}, [0.1, 0.2])
+    level = _summary(tracker, 0.5, 10.0, 1, 7.0, 5.0, {}, [0.1, 0.2])
 
     assert (level.sent, level.scored_events, level.scores) == (2, 2, 1)
     assert level.p50_ms == pytest.approx(800.0)  # of 1,300 and 300 only

@@ -113,6 +113,7 @@ def _latency_run(share: float, run: int, p99: float) -> dict:
         "share": share,
         "run": run,
         "rate": share * 10_000,
+        "workers": 2,
         "sent": 1_000,
         "scores": 250,
         "unscored_events": 0,
@@ -141,6 +142,6 @@ def test_each_latency_level_is_the_median_of_its_runs_and_every_run_is_shown() -
     assert medians[1]["p50_ms"] == 155.0
 
     table = "\n".join(report.latency_table({"latency": {"levels": runs, "medians": medians}}))
-    assert "| 50% | 5,000 | 3 | 155 | 290 | **310** | 465, 289, 310 |" in table
+    assert "| 50% | 5,000 | 2 | 3 | 155 | 290 | **310** | 465, 289, 310 |" in table
     assert "| 50% | 2 | 5,000 | 1,000 | 144 | 269 | 289 |" in table
     assert report.latency_table({}) == []
