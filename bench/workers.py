@@ -128,14 +128,6 @@ class Worker:
             if sample.name.endswith("_bucket") and sample.labels["topic"] == topic
         ]
 
-    def latency_quantiles(
-        self, topic: str, qs: tuple[float, ...], since: list[tuple[float, float]] | None = None
-    ) -> list[float]:
-        """Quantiles (s) of `vigil_event_latency_seconds` (a record's Kafka timestamp to its
-        score acknowledged), of the observations after `since` (an earlier
-        `latency_buckets`) when given; NaN before any observation."""
-        return histogram_quantiles(self.latency_buckets(topic), qs, since)
-
     def batches_done(self, topic: str) -> bool:
         """Whether every batch the worker has taken is processed and published."""
         text = self.metrics()

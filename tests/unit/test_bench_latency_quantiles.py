@@ -27,20 +27,20 @@ class Scraped(Worker):
 
 
 def test_quantiles_interpolate_inside_buckets_as_prometheus_does() -> None:
-    p50, p95 = Scraped(METRICS).latency_quantiles("t", (0.5, 0.95))
+    p50, p95 = histogram_quantiles(Scraped(METRICS).latency_buckets("t"), (0.5, 0.95))
     assert p50 == pytest.approx(0.1 + 0.15 * 40 / 80)
     assert p95 == pytest.approx(0.25 + 0.25 * 5 / 9)
 
 
 def test_a_quantile_in_the_open_bucket_is_its_lower_edge_and_an_unseen_topic_nan() -> None:
-    assert Scraped(METRICS).latency_quantiles("t", (0.999,)) == [0.5]
-    assert math.isnan(Scraped(METRICS).latency_quantiles("other", (0.5,))[0])
+    assert histogram_quantiles(Scraped(METRICS).latency_buckets("t"), (0.999,)) == [0.5]
+    assert math.isnan(histogram_quantiles(Scraped(METRICS).latency_buckets("other"), (0.5,))[0])
 
 
 def test_quantiles_since_an_earlier_reading_leave_its_observations_out() -> None:
     earlier = [(0.1, 10.0), (0.25, 10.0), (0.5, 10.0), (math.inf, 10.0)]
     # what is left: 80 observations in (0.1, 0.25], 9 in (0.25, 0.5], 1 above
-    (p50,) = Scraped(METRICS).latency_quantiles("t", (0.5,), since=earlier)
+    (p50,) = histogram_quantiles(Scraped(METRICS).latency_buckets("t"), (0.5,), since=earlier)
     assert p50 == pytest.approx(0.1 + 0.15 * 45 / 80)
 
 
