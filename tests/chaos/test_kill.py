@@ -27,7 +27,7 @@ from tests.chaos.common import (
     topic_exists,
     ward_events,
 )
-from tests.helpers import group_caught_up, group_progress, produce, read_all, wait_for
+from tests.helpers import group_caught_up, produce, read_all, wait_for
 
 pytestmark = pytest.mark.services
 
@@ -53,7 +53,7 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
     # after the last. Progress is read from Redis, not from the group's commits, which trail
     # the work by up to a commit interval (a fast worker had finished the second half before
     # its commits showed the first)
-    kills, mid_stream, proc, landed = 0, 0, first, []
+    kills, proc, landed = 0, first, []
     group, topic = f"{prefix}vigil-worker", f"{prefix}vitals.v1"
     patients = sorted({e["patient_id"] for e in events})
     for sixth in (1, 2, 3):
@@ -65,8 +65,7 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
             every_s=0.1,
         )
         time.sleep(rng.uniform(0, 0.2))
-        committed, end = group_progress(services.kafka_bootstrap, group, topic)
-        mid_stream += committed < end
+        # the events applied when the kill lands (the group's commits are at most that)
         landed.append(accepted_events(services.redis_url, namespace, patients))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -77,7 +76,7 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert mid_stream == kills, "a kill landed after the stream was processed"
+    assert all(n < len(events) for n in landed), f"a kill landed after the stream: {landed}"
 
     assert assert_features_match(services.redis_url, namespace, events) == len(patients)
 
@@ -105,7 +104,7 @@ def test_sigkilled_workers_lose_nothing_and_alerts_dedupe_by_id(services, tmp_pa
     client.close()
     print(
         f"\nSIGKILL chaos: {len(events)} events sent to {len(patients)} patients, {kills} kills "
-        f"({mid_stream} mid-stream, after {landed} events), "
+        f"(after {landed} events were applied), "
         f"{len(scores)} scores, {len(unique)} alerts ({len(alerts) - len(unique)} duplicate "
         f"copies on the topic, all sharing their alert_id)"
     )
