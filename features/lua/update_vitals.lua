@@ -58,6 +58,7 @@ end
 -- 2 oxygen), consciousness (NUL = absent), then the event id (features/samples.py).
 local PACKED = 75
 local FORMAT = '<dddddddddBBc1'
+local VALUES_FORMAT = '<ddddddddd' -- observed_at and the 8 vitals alone
 local struct_unpack = struct.unpack
 
 -- observed_at and the 11 fields of a member (nil where absent).
@@ -98,15 +99,6 @@ local S
 
 local function stat(w, v)
   return STATS_AT + ((w - 1) * N_VITALS + v - 1) * 10
-end
-
-local function clear_window(w)
-  S[2 * w], S[2 * w + 1] = 0, 0
-  for v = 1, N_VITALS do
-    local b = stat(w, v)
-    for i = b + 1, b + 10 do S[i] = 0 end
-    S[b + 7], S[b + 8] = NAN, NAN
-  end
 end
 
 local function add(b, t, y)
@@ -264,19 +256,20 @@ local cutoff = us(as_of - DAY)
 -- lost[w][f]: the min or max of vital f left window w with a removed sample.
 local lost = {{}, {}, {}}
 
--- A sample's vitals (t, v as decoded) into (sign > 0) or out of window w.
-local function move(w, t, v, sign)
+-- A sample's vitals (t, v as decoded) into window w.
+local function enter(w, t, v)
   for f = 1, N_VITALS do
     local y = v[f]
-    if y ~= nil then
-      if sign > 0 then
-        add(stat(w, f), t, y)
-      elseif remove(stat(w, f), t, y) then
-        lost[w][f] = true
-      end
-    end
+    if y ~= nil then add(stat(w, f), t, y) end
   end
-  S[2 * w] = S[2 * w] + sign
+  S[2 * w] = S[2 * w] + 1
+end
+
+-- Event ids of samples that left the day, deleted in chunks (unpack's stack is bounded).
+local function forget(ids)
+  for i = 1, #ids, 1000 do
+    redis.call('HDEL', ids_key, unpack(ids, i, math.min(i + 999, #ids)))
+  end
 end
 
 local rescan = {}
@@ -289,20 +282,30 @@ if have_sums then
     note_latest(member, t, string.sub(member, PACKED + 1), v)
     block_add(t, v)
     for w = 1, 3 do
-      if t > old_as_of - WINDOWS[w] then move(w, t, v, 1) end
+      if t > old_as_of - WINDOWS[w] then enter(w, t, v) end
     end
   end
   if as_of > old_as_of then
+    local row = {} -- one leaving sample's vitals (NaN where absent), reused: no table per row
     for w = 1, 3 do
       -- samples at or before the new edge that were after the old one
       local gone = redis.call('ZRANGEBYSCORE', samples_key, '(' .. us(old_as_of - WINDOWS[w]),
         us(as_of - WINDOWS[w]))
-      for _, member in ipairs(gone) do
-        local t, v = decode(member)
-        move(w, t, v, -1)
-        if w == 3 then
-          redis.call('HDEL', ids_key, string.sub(member, PACKED + 1))
+      local lost_w = lost[w]
+      for i = 1, #gone do
+        local t
+        t, row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8] =
+          struct_unpack(VALUES_FORMAT, gone[i])
+        for f = 1, N_VITALS do
+          local y = row[f]
+          if y == y and remove(stat(w, f), t, y) then lost_w[f] = true end
         end
+      end
+      S[2 * w] = S[2 * w] - #gone
+      if w == 3 and #gone > 0 then
+        local ids = {}
+        for i = 1, #gone do ids[i] = string.sub(gone[i], PACKED + 1) end
+        forget(ids)
       end
       S[2 * w + 1] = S[2 * w + 1] + #gone
       if S[2 * w + 1] > S[2 * w] + 32 then rescan[w] = true end
@@ -329,9 +332,9 @@ else
   -- from the samples kept.
   local expired = redis.call('ZRANGEBYSCORE', samples_key, '-inf', cutoff)
   if #expired > 0 then
-    for _, member in ipairs(expired) do
-      redis.call('HDEL', ids_key, string.sub(member, PACKED + 1))
-    end
+    local ids = {}
+    for i = 1, #expired do ids[i] = string.sub(expired[i], PACKED + 1) end
+    forget(ids)
     redis.call('ZREMRANGEBYSCORE', samples_key, '-inf', cutoff)
   end
   redis.call('DEL', blocks_key) -- rebuilt below from the samples kept
@@ -355,21 +358,61 @@ end
 -- it (windows are suffixes of the time line ending at as_of).
 local widest = (rescan[3] and 3) or (rescan[2] and 2) or (rescan[1] and 1) or nil
 if widest then
-  for w = 1, widest do
-    if rescan[w] then clear_window(w) end
-  end
   -- newest first, so that each window is anchored at its newest sample, which stays in
-  -- it longest
+  -- it longest; the samples of a narrower window are a prefix of these rows
   local rows = redis.call('ZREVRANGEBYSCORE', samples_key, '+inf',
     '(' .. us(as_of - WINDOWS[widest]))
-  for _, member in ipairs(rows) do
-    local t, v = decode(member)
-    if not have_sums then
+  local count = #rows
+  if not have_sums then
+    for i = 1, count do
+      local member = rows[i]
+      local t, v = decode(member)
       note_latest(member, t, string.sub(member, PACKED + 1), v)
       block_add(t, v)
     end
-    for w = 1, widest do
-      if rescan[w] and t > as_of - WINDOWS[w] then move(w, t, v, 1) end
+  end
+  -- The rows as columns (time, each vital; NaN where absent), then each rescanned window
+  -- and vital summed in local variables: the same operations in the same order as `add`
+  -- on each row, at about a third of the cost of a table per row and a call per value
+  -- (rescans were the largest part of a call, BENCHMARKS.md).
+  local T, Y = {}, {}
+  for f = 1, N_VITALS do Y[f] = {} end
+  local Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8 = Y[1], Y[2], Y[3], Y[4], Y[5], Y[6], Y[7], Y[8]
+  for i = 1, count do
+    T[i], Y1[i], Y2[i], Y3[i], Y4[i], Y5[i], Y6[i], Y7[i], Y8[i] =
+      struct_unpack(VALUES_FORMAT, rows[i])
+  end
+  for w = 1, widest do
+    if rescan[w] then
+      local edge = as_of - WINDOWS[w]
+      local m = 0
+      while m < count and T[m + 1] > edge do m = m + 1 end
+      S[2 * w], S[2 * w + 1] = m, 0
+      for f = 1, N_VITALS do
+        local col, b = Y[f], stat(w, f)
+        local n, sy, syy, sx, sxx, sxy, lo, hi, ky, kt = 0, 0, 0, 0, 0, 0, NAN, NAN, 0, 0
+        for i = 1, m do
+          local y = col[i]
+          if y == y then -- NaN: no value
+            local t = T[i]
+            if n == 0 then
+              lo, hi, ky, kt = y, y, y, t
+            else
+              if y < lo then lo = y end
+              if y > hi then hi = y end
+            end
+            local dx, dy = (t - kt) / HOUR, y - ky
+            n = n + 1
+            sy = sy + dy
+            syy = syy + dy * dy
+            sx = sx + dx
+            sxx = sxx + dx * dx
+            sxy = sxy + dx * dy
+          end
+        end
+        S[b + 1], S[b + 2], S[b + 3], S[b + 4], S[b + 5] = n, sy, syy, sx, sxx
+        S[b + 6], S[b + 7], S[b + 8], S[b + 9], S[b + 10] = sxy, lo, hi, ky, kt
+      end
     end
   end
 end
