@@ -265,10 +265,15 @@ local function enter(w, t, v)
   S[2 * w] = S[2 * w] + 1
 end
 
--- Event ids of samples that left the day, deleted in chunks (unpack's stack is bounded).
-local function forget(ids)
-  for i = 1, #ids, 1000 do
-    redis.call('HDEL', ids_key, unpack(ids, i, math.min(i + 999, #ids)))
+-- Delete the event ids of samples (members) that left the day, in chunks: unpack's stack
+-- is bounded.
+local function forget(members)
+  for i = 1, #members, 1000 do
+    local ids = {}
+    for k = i, math.min(i + 999, #members) do
+      ids[#ids + 1] = string.sub(members[k], PACKED + 1)
+    end
+    redis.call('HDEL', ids_key, unpack(ids))
   end
 end
 
@@ -302,11 +307,7 @@ if have_sums then
         end
       end
       S[2 * w] = S[2 * w] - #gone
-      if w == 3 and #gone > 0 then
-        local ids = {}
-        for i = 1, #gone do ids[i] = string.sub(gone[i], PACKED + 1) end
-        forget(ids)
-      end
+      if w == 3 then forget(gone) end
       S[2 * w + 1] = S[2 * w + 1] + #gone
       if S[2 * w + 1] > S[2 * w] + 32 then rescan[w] = true end
       for f = 1, N_VITALS do
@@ -332,9 +333,7 @@ else
   -- from the samples kept.
   local expired = redis.call('ZRANGEBYSCORE', samples_key, '-inf', cutoff)
   if #expired > 0 then
-    local ids = {}
-    for i = 1, #expired do ids[i] = string.sub(expired[i], PACKED + 1) end
-    forget(ids)
+    forget(expired)
     redis.call('ZREMRANGEBYSCORE', samples_key, '-inf', cutoff)
   end
   redis.call('DEL', blocks_key) -- rebuilt below from the samples kept

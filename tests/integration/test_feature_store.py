@@ -290,6 +290,32 @@ def test_events_older_than_24h_are_dropped_and_change_nothing(services) -> None:
 
 
 @pytest.mark.services
+def test_samples_leaving_the_day_at_once_take_their_ids_with_them(services) -> None:
+    """A day's gap pushes 1,200 samples out in one call (more ids than one HDEL takes):
+    samples and de-duplication ids alike are gone, and a redelivery of one is dropped."""
+    day = [_sample(f"e{i}", i, heart_rate=60.0 + i % 7) for i in range(1200)]
+    later = [_sample("later", 3 * 24 * 60, heart_rate=80.0)]
+
+    async def run() -> tuple[PatientFeatures, PatientFeatures, int, int]:
+        client = connect(services.redis_url)
+        try:
+            store = FeatureStore(client, f"vigil:gap-{uuid.uuid4().hex[:6]}:")
+            await store.apply_vitals({"p": day})
+            after = (await store.apply_vitals({"p": later}))["p"]
+            keys = store.keys("p")
+            ids, samples = await client.hlen(keys.ids), await client.zcard(keys.samples)
+            again = (await store.apply_vitals({"p": day[:1]}))["p"]
+            return after, again, ids, samples
+        finally:
+            await client.aclose()
+
+    after, again, ids, samples = asyncio.run(run())
+    assert (ids, samples, after.samples) == (1, 1, 1)
+    assert_matches_reference(after, day + later)
+    assert (again.dropped, again.duplicates) == (1, 0)
+
+
+@pytest.mark.services
 def test_news2_uses_values_at_most_4h_old(services) -> None:
     log = [
         _sample("manual", 0, temperature=39.5, consciousness="V", respiratory_rate=26.0),
