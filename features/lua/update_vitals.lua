@@ -372,8 +372,8 @@ if widest then
   end
   -- The rows as columns (time, each vital; NaN where absent), then each rescanned window
   -- and vital summed in local variables: the same operations in the same order as `add`
-  -- on each row, at about a third of the cost of a table per row and a call per value
-  -- (rescans were the largest part of a call, BENCHMARKS.md).
+  -- on each row, at about half the cost of a table per row and a call per value
+  -- (rescans were the largest section of a call, BENCHMARKS.md).
   local T, Y = {}, {}
   for f = 1, N_VITALS do Y[f] = {} end
   local Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8 = Y[1], Y[2], Y[3], Y[4], Y[5], Y[6], Y[7], Y[8]
